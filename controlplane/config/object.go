@@ -1,0 +1,36 @@
+// Package config parses the user's configuration files (multi-document YAML in
+// Istio's and Kubernetes' shapes) into typed objects, strictly: an unknown
+// kind or field is an error naming the file, document and field.
+package config
+
+import (
+	"github.com/rosenmesh/rosen/controlplane/model"
+)
+
+// Object is one parsed YAML document.
+type Object struct {
+	APIVersion string
+	Kind       string // Gateway, VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, Service, EndpointSlice, Secret
+	Name       string
+	Namespace  string // defaulted to "default"
+	Labels     map[string]string
+	// File and Line locate the document (Line is the 1-based line where the document starts).
+	File string
+	Line int
+	// Spec is the typed body: *networking.Gateway, *networking.VirtualService,
+	// *networking.DestinationRule, *networking.ServiceEntry,
+	// *networking.WorkloadEntry (istio.io/api/networking/v1alpha3), or the whole
+	// *corev1.Service, *discoveryv1.EndpointSlice, *corev1.Secret.
+	Spec any
+}
+
+// Source returns the provenance used in error messages.
+func (o *Object) Source() model.Source {
+	return model.Source{File: o.File, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}
+}
+
+// Set is every object of one configuration, in a deterministic order
+// (by kind, namespace, name).
+type Set struct {
+	Objects []*Object
+}
