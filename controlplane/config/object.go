@@ -4,6 +4,8 @@
 package config
 
 import (
+	"fmt"
+
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
@@ -24,9 +26,15 @@ type Object struct {
 	Spec any
 }
 
-// Source returns the provenance used in error messages.
+// Source returns the provenance used in error messages. Its File is
+// "file:line" when the document's line is known, so that a message reads
+// "bookinfo.yaml:12: VirtualService default/reviews: spec.http[0]: ...".
 func (o *Object) Source() model.Source {
-	return model.Source{File: o.File, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}
+	file := o.File
+	if o.Line > 0 {
+		file = fmt.Sprintf("%s:%d", o.File, o.Line)
+	}
+	return model.Source{File: file, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}
 }
 
 // Set is every object of one configuration, in a deterministic order

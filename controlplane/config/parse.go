@@ -1,0 +1,327 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rosenmesh/rosen/controlplane/model"
+)
+
+// Kinds Rosen reads.
+const (
+	KindGateway         = "Gateway"
+	KindVirtualService  = "VirtualService"
+	KindDestinationRule = "DestinationRule"
+	KindServiceEntry    = "ServiceEntry"
+	KindWorkloadEntry   = "WorkloadEntry"
+	KindService         = "Service"
+	KindEndpointSlice   = "EndpointSlice"
+	KindSecret          = "Secret"
+)
+
+// DefaultNamespace is the namespace of a resource whose metadata names none.
+const DefaultNamespace = "default"
+
+// istioVersions are the networking.istio.io versions accepted; all share the
+// v1alpha3 message types, as in istio.io/api.
+var istioVersions = map[string]bool{
+	"networking.istio.io/v1":       true,
+	"networking.istio.io/v1beta1":  true,
+	"networking.istio.io/v1alpha3": true,
+}
+
+// istioKinds maps an Istio kind to a constructor of its spec message.
+var istioKinds = map[string]func() proto.Message{
+	KindGateway:         func() proto.Message { return &networking.Gateway{} },
+	KindVirtualService:  func() proto.Message { return &networking.VirtualService{} },
+	KindDestinationRule: func() proto.Message { return &networking.DestinationRule{} },
+	KindServiceEntry:    func() proto.Message { return &networking.ServiceEntry{} },
+	KindWorkloadEntry:   func() proto.Message { return &networking.WorkloadEntry{} },
+}
+
+// kubeKinds maps a Kubernetes kind to its one accepted apiVersion.
+var kubeKinds = map[string]string{
+	KindService:       "v1",
+	KindEndpointSlice: "discovery.k8s.io/v1",
+	KindSecret:        "v1",
+}
+
+// metadataFields are the metadata keys accepted: true for the ones Rosen
+// reads, false for server-set ones that a `kubectl get -o yaml` dump carries
+// and that are ignored.
+var metadataFields = map[string]bool{
+	"name": true, "namespace": true, "labels": true, "annotations": true,
+	"resourceVersion": false, "uid": false, "creationTimestamp": false,
+	"generation": false, "managedFields": false,
+}
+
+// metadata is the part of ObjectMeta that Rosen reads.
+type metadata struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// ParseYAML parses a multi-document YAML file into objects. Every problem in
+// the file is reported (as model.Errors of *model.FieldError naming the file,
+// the document's line, the resource and the field), and the objects that did
+// parse are returned alongside.
+func ParseYAML(file string, data []byte) ([]*Object, error) {
+	var objs []*Object
+	var errs model.Errors
+	for _, d := range splitDocuments(data) {
+		o, derrs := parseDocument(file, d)
+		if len(derrs) > 0 {
+			errs = append(errs, derrs...)
+			continue
+		}
+		objs = append(objs, o)
+	}
+	return objs, errs.Err()
+}
+
+// yamlLine matches the line number in a YAML parser error.
+var yamlLine = regexp.MustCompile(`line (\d+):\s*`)
+
+func parseDocument(file string, d document) (*Object, model.Errors) {
+	o := &Object{File: file, Line: d.line}
+	if errs := o.decode(d); len(errs) > 0 {
+		return nil, errs
+	}
+	return o, nil
+}
+
+// decode fills o from the document.
+func (o *Object) decode(d document) model.Errors {
+	fail := func(field, format string, args ...any) model.Errors {
+		return model.Errors{model.Errorf(o.Source(), field, format, args...)}
+	}
+	js, err := yaml.YAMLToJSONStrict(d.text)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+		// Report the parser's line within the file, not within the document.
+		if m := yamlLine.FindStringSubmatchIndex(msg); m != nil {
+			n, _ := strconv.Atoi(msg[m[2]:m[3]])
+			o.Line = n + d.firstLine - 1
+			msg = msg[:m[0]] + msg[m[1]:]
+		}
+		return fail("", "invalid YAML: %s", msg)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(js, &top); err != nil || top == nil {
+		return fail("", "invalid document: expected a mapping with apiVersion, kind and metadata")
+	}
+	if err := stringField(top, "apiVersion", &o.APIVersion); err != nil {
+		return fail("apiVersion", "%v", err)
+	}
+	if err := stringField(top, "kind", &o.Kind); err != nil {
+		return fail("kind", "%v", err)
+	}
+	var errs model.Errors
+	md, merrs := parseMetadata(o, top["metadata"])
+	errs = append(errs, merrs...)
+	o.Name, o.Namespace, o.Labels = md.Name, md.Namespace, md.Labels
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.Name == "" {
+		errs = append(errs, model.Errorf(o.Source(), "metadata.name", "required"))
+	}
+	switch {
+	case o.Kind == "":
+		return append(errs, model.Errorf(o.Source(), "kind", "required"))
+	case istioKinds[o.Kind] != nil:
+		if !istioVersions[o.APIVersion] {
+			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want networking.istio.io/v1, v1beta1 or v1alpha3)", o.APIVersion, o.Kind))
+		}
+		errs = append(errs, parseIstio(o, top)...)
+	case kubeKinds[o.Kind] != "":
+		if want := kubeKinds[o.Kind]; o.APIVersion != want {
+			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want %s)", o.APIVersion, o.Kind, want))
+		}
+		errs = append(errs, parseKube(o, js)...)
+	default:
+		return append(errs, model.Errorf(o.Source(), "kind", "unknown kind %q (apiVersion %q); supported: %s", o.Kind, o.APIVersion, supportedKinds()))
+	}
+	return errs
+}
+
+func supportedKinds() string {
+	var ks []string
+	for k := range istioKinds {
+		ks = append(ks, k)
+	}
+	for k := range kubeKinds {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ", ")
+}
+
+func stringField(top map[string]json.RawMessage, key string, dst *string) error {
+	raw, ok := top[key]
+	if !ok || string(raw) == "null" {
+		return fmt.Errorf("required")
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("must be a string")
+	}
+	return nil
+}
+
+// parseMetadata reads metadata, reporting each unknown key.
+func parseMetadata(o *Object, raw json.RawMessage) (metadata, model.Errors) {
+	var md metadata
+	if len(raw) == 0 || string(raw) == "null" {
+		return md, nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return md, model.Errors{model.Errorf(o.Source(), "metadata", "must be a mapping")}
+	}
+	// Name and namespace first, so that later errors name the resource.
+	var errs model.Errors
+	for _, k := range []string{"name", "namespace"} {
+		if v, ok := keys[k]; ok && string(v) != "null" {
+			if err := json.Unmarshal(v, map[string]*string{"name": &md.Name, "namespace": &md.Namespace}[k]); err != nil {
+				errs = append(errs, model.Errorf(o.Source(), "metadata."+k, "must be a string"))
+			}
+		}
+	}
+	o.Name, o.Namespace = md.Name, md.Namespace
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	for _, k := range sortedKeys(keys) {
+		read, known := metadataFields[k]
+		switch {
+		case !known:
+			errs = append(errs, model.Errorf(o.Source(), "metadata", "unknown field %q", k))
+		case read && k == "labels":
+			if err := json.Unmarshal(keys[k], &md.Labels); err != nil {
+				errs = append(errs, model.Errorf(o.Source(), "metadata.labels", "must be a map of strings"))
+			}
+		case read && k == "annotations":
+			if err := json.Unmarshal(keys[k], &md.Annotations); err != nil {
+				errs = append(errs, model.Errorf(o.Source(), "metadata.annotations", "must be a map of strings"))
+			}
+		}
+	}
+	return md, errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// istioTopLevel are the top-level keys of an Istio resource.
+var istioTopLevel = map[string]bool{"apiVersion": true, "kind": true, "metadata": true, "spec": true, "status": true}
+
+func parseIstio(o *Object, top map[string]json.RawMessage) model.Errors {
+	var errs model.Errors
+	for _, k := range sortedKeys(top) {
+		if !istioTopLevel[k] {
+			errs = append(errs, model.Errorf(o.Source(), "", "unknown field %q", k))
+		}
+	}
+	msg := istioKinds[o.Kind]()
+	spec, ok := top["spec"]
+	if !ok || string(spec) == "null" {
+		return append(errs, model.Errorf(o.Source(), "spec", "required"))
+	}
+	if ferrs := unknownProtoFields(msg.ProtoReflect().Descriptor(), spec, "spec"); len(ferrs) > 0 {
+		for _, fe := range ferrs {
+			errs = append(errs, model.Errorf(o.Source(), fe.field, "%s", fe.msg))
+		}
+		return errs
+	}
+	spec, durErrs := normalizeDurations(msg.ProtoReflect().Descriptor(), spec, "spec")
+	if len(durErrs) > 0 {
+		for _, fe := range durErrs {
+			errs = append(errs, model.Errorf(o.Source(), fe.field, "%s", fe.msg))
+		}
+		return errs
+	}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(spec, msg); err != nil {
+		return append(errs, model.Errorf(o.Source(), "spec", "%s", cleanProtoError(err)))
+	}
+	o.Spec = msg
+	return errs
+}
+
+// protoErrPrefix matches protojson's "proto: (line 1:23): " prefix (the
+// line and column are in the converted JSON, meaningless to the user).
+// protojson also randomly uses U+00A0 for spaces, to discourage matching its messages.
+var protoErrPrefix = regexp.MustCompile(`^proto:[\s\x{a0}]*|\(line \d+:\d+\):[\s\x{a0}]*`)
+
+func cleanProtoError(err error) string {
+	msg := protoErrPrefix.ReplaceAllString(err.Error(), "")
+	return strings.ReplaceAll(msg, "\u00a0", " ")
+}
+
+// strictField extracts the path from sigs.k8s.io/json strict errors such as
+// `unknown field "spec.ports[0].portz"`.
+var strictField = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
+
+func parseKube(o *Object, js []byte) model.Errors {
+	var v any
+	switch o.Kind {
+	case KindService:
+		v = newService()
+	case KindEndpointSlice:
+		v = newEndpointSlice()
+	case KindSecret:
+		v = newSecret()
+	}
+	var errs model.Errors
+	strict, err := unmarshalStrict(js, v)
+	if err != nil {
+		return model.Errors{model.Errorf(o.Source(), "", "%s", strings.TrimPrefix(err.Error(), "json: "))}
+	}
+	for _, se := range strict {
+		m := strictField.FindStringSubmatch(se.Error())
+		if m == nil {
+			errs = append(errs, model.Errorf(o.Source(), "", "%v", se))
+			continue
+		}
+		if m[1] == "unknown" && (m[2] == "metadata" || strings.HasPrefix(m[2], "metadata.")) {
+			continue // reported by parseMetadata
+		}
+		parent, key := splitPath(m[2])
+		errs = append(errs, model.Errorf(o.Source(), parent, "%s field %q", m[1], key))
+	}
+	if len(errs) == 0 {
+		if err := checkKube(o, v); err != nil {
+			errs = append(errs, err...)
+		}
+	}
+	o.Spec = v
+	return errs
+}
+
+// splitPath splits "spec.ports[0].portz" into "spec.ports[0]" and "portz".
+func splitPath(p string) (parent, key string) {
+	i := strings.LastIndex(p, ".")
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
