@@ -1,0 +1,90 @@
+// Package validate is the gate in front of the xDS cache: nothing reaches a
+// proxy unless every resource passes Envoy's proto validation (including the
+// typed configs packed inside Any, which ValidateAll skips) and the
+// cross-reference checks Envoy and grpc-go apply when they load a config.
+package validate
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/rosenmesh/rosen/controlplane/model"
+	"github.com/rosenmesh/rosen/controlplane/translate"
+)
+
+// Resources checks one proxy's resources. The error is model.Errors of
+// *model.FieldError, each naming the resource in its message, the field
+// path in Field and the config that produced it in Source.
+func Resources(r *translate.Resources) error {
+	if r == nil {
+		return model.Errors{model.Errorf(model.Source{}, "", "no resources")}
+	}
+	c := &checker{res: r}
+	c.protos()
+	c.listeners()
+	c.routes()
+	c.clusters()
+	c.endpoints()
+	return c.errs.Err()
+}
+
+// Mesh translates the mesh for every Gateway (as a proxy its selector
+// matches), for proxyless clients and for sidecars, and validates each.
+// Identical problems found through several proxies are reported once.
+func Mesh(m *model.Mesh) error {
+	proxies := []translate.Proxy{{Kind: translate.Proxyless}, {Kind: translate.Sidecar}}
+	for _, g := range m.Gateways {
+		proxies = append(proxies, translate.Proxy{Kind: translate.Gateway, Labels: g.Selector, Namespace: g.Namespace})
+	}
+	var errs model.Errors
+	seen := map[string]bool{}
+	for _, p := range proxies {
+		r, err := translate.Translate(m, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("translate for %s proxy: %w", p.Kind, err))
+			continue
+		}
+		if err := Resources(r); err != nil {
+			for _, fe := range model.AsFieldErrors(err) {
+				if !seen[fe.Error()] {
+					seen[fe.Error()] = true
+					errs = append(errs, fe)
+				}
+			}
+		}
+	}
+	return errs.Err()
+}
+
+type checker struct {
+	res  *translate.Resources
+	errs model.Errors
+}
+
+var routePath = regexp.MustCompile(`^virtual_hosts\[\d+\]\.routes\[\d+\]`)
+
+// fail records a problem in resource kind/name at field path.
+func (c *checker) fail(kind, name, field, format string, args ...any) {
+	key := translate.OriginKey(kind, name)
+	src := c.res.Origins[key]
+	if p := routePath.FindString(field); p != "" {
+		if s, ok := c.res.Origins[key+"#"+p]; ok {
+			src = s
+		}
+	}
+	c.errs = append(c.errs, &model.FieldError{
+		Source:  src,
+		Field:   field,
+		Message: fmt.Sprintf("%s %q: %s", kind, name, fmt.Sprintf(format, args...)),
+	})
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
