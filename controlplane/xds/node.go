@@ -1,0 +1,134 @@
+package xds
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/rosenmesh/rosen/controlplane/translate"
+)
+
+// Node metadata keys, as Istio's bootstraps send them.
+const (
+	MetaLabels    = "LABELS"
+	MetaNamespace = "NAMESPACE"
+	MetaClusterID = "CLUSTER_ID"
+	MetaGenerator = "GENERATOR"
+	// GeneratorGRPC is the GENERATOR value of proxyless gRPC clients.
+	GeneratorGRPC = "grpc"
+)
+
+// errNoNode is returned for a stream whose first request carries no node id.
+var errNoNode = errors.New("xds: the first request of a stream must carry a node with an id")
+
+// nodeInfo is what the server knows about one xDS client.
+type nodeInfo struct {
+	ID        string
+	ClusterID string
+	Proxy     translate.Proxy
+	// Group is the key of the proxy group: every proxy of a group receives
+	// the same configuration.
+	Group string
+}
+
+// classify reads a proxy's kind, namespace and labels from its xDS node:
+// "router~ip~pod.ns~ns.svc.cluster.local" is a gateway, "sidecar~…" a sidecar;
+// metadata GENERATOR=grpc or an id without '~' is a proxyless gRPC client.
+func classify(n *corev3.Node) (nodeInfo, error) {
+	if n.GetId() == "" {
+		return nodeInfo{}, errNoNode
+	}
+	fields := n.GetMetadata().GetFields()
+	info := nodeInfo{ID: n.GetId(), ClusterID: stringField(fields, MetaClusterID)}
+	parts := strings.Split(n.GetId(), "~")
+	if stringField(fields, MetaGenerator) == GeneratorGRPC || len(parts) == 1 {
+		info.Proxy = translate.Proxy{Kind: translate.Proxyless}
+		info.Group = string(translate.Proxyless)
+		return info, nil
+	}
+	kind := translate.ProxyKind(parts[0])
+	if kind != translate.Gateway && kind != translate.Sidecar {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: kind %q is neither %q nor %q (or set metadata %s=%s for a proxyless client)",
+			n.GetId(), parts[0], translate.Gateway, translate.Sidecar, MetaGenerator, GeneratorGRPC)
+	}
+	ns := stringField(fields, MetaNamespace)
+	if ns == "" {
+		ns = namespaceFromID(parts)
+	}
+	if ns == "" {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: no namespace (want id kind~ip~pod.namespace~namespace.svc.cluster.local or metadata %s)", n.GetId(), MetaNamespace)
+	}
+	info.Proxy = translate.Proxy{Kind: kind, Namespace: ns}
+	if kind == translate.Sidecar {
+		info.Group = string(kind) + "/" + ns
+		return info, nil
+	}
+	info.Proxy.Labels = labels(fields[MetaLabels])
+	info.Group = string(kind) + "/" + ns + "/" + canonicalLabels(info.Proxy.Labels)
+	return info, nil
+}
+
+// namespaceFromID takes the namespace from "pod.ns" (third field), else from
+// the DNS domain "ns.svc.cluster.local" (fourth field).
+func namespaceFromID(parts []string) string {
+	if len(parts) > 2 {
+		if i := strings.LastIndexByte(parts[2], '.'); i >= 0 && i < len(parts[2])-1 {
+			return parts[2][i+1:]
+		}
+	}
+	if len(parts) > 3 {
+		if ns, _, _ := strings.Cut(parts[3], "."); ns != "" {
+			return ns
+		}
+	}
+	return ""
+}
+
+func stringField(fields map[string]*structpb.Value, key string) string {
+	return fields[key].GetStringValue()
+}
+
+// labels reads the LABELS struct; non-string values are written as Istio
+// would see them after a YAML round trip (numbers and booleans as text).
+func labels(v *structpb.Value) map[string]string {
+	fields := v.GetStructValue().GetFields()
+	if len(fields) == 0 {
+		return map[string]string{}
+	}
+	out := make(map[string]string, len(fields))
+	for k, f := range fields {
+		switch x := f.GetKind().(type) {
+		case *structpb.Value_StringValue:
+			out[k] = x.StringValue
+		case *structpb.Value_NumberValue:
+			out[k] = strconv.FormatFloat(x.NumberValue, 'f', -1, 64)
+		case *structpb.Value_BoolValue:
+			out[k] = strconv.FormatBool(x.BoolValue)
+		}
+	}
+	return out
+}
+
+// canonicalLabels is a stable, unambiguous text form of a label set.
+func canonicalLabels(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(k))
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(l[k]))
+	}
+	return b.String()
+}
