@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries a process exit code (validate exits 1 on bad config).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+type globalFlags struct {
+	logLevel  string
+	logFormat string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "rosen",
+		Short:         "Rosen: a service mesh's brain — Envoy xDS control plane and the services the data path calls",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal, JSON otherwise)")
+	root.AddCommand(
+		newServeCommand(g),
+		newValidateCommand(g),
+		newStatusCommand(),
+		newXDSCommand(),
+		newVersionCommand(),
+	)
+	return root
+}
+
+// bindEnv lets ROSEN_<FLAG_NAME> set any flag the user did not set explicitly.
+func bindEnv(fs *pflag.FlagSet) error {
+	var firstErr error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "ROSEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(f.Name, v); err != nil && firstErr == nil {
+				firstErr = errors.New(name + ": " + err.Error())
+			}
+		}
+	})
+	return firstErr
+}
+
+func (g *globalFlags) logger() (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(g.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	format := g.logFormat
+	if format == "auto" {
+		format = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "console"
+		}
+	}
+	var cfg zap.Config
+	switch format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+		cfg.DisableStacktrace = true
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		cfg.DisableStacktrace = true
+	default:
+		return nil, errors.New("--log-format must be json, console or auto")
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	return cfg.Build()
+}

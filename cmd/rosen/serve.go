@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/rosenmesh/rosen/console"
+	"github.com/rosenmesh/rosen/controlplane/runner"
+	"github.com/rosenmesh/rosen/controlplane/source/file"
+	"github.com/rosenmesh/rosen/controlplane/xds"
+	"github.com/rosenmesh/rosen/examples"
+)
+
+type serveFlags struct {
+	configDirs []string
+	grpcAddr   string
+	httpAddr   string
+	dataDir    string
+	debounce   time.Duration
+}
+
+func newServeCommand(g *globalFlags) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve xDS (gRPC) and the console (HTTP) for the configuration in --config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, log, f, !cmd.Flags().Changed("config"))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringSliceVar(&f.configDirs, "config", []string{"examples/bookinfo"}, "configuration folders (or files) of Istio and Kubernetes YAML, watched for changes [ROSEN_CONFIG]")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "gRPC listen address: xDS (ADS, delta and per-type) [ROSEN_GRPC_ADDR]")
+	fs.StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP listen address: /healthz, /readyz, /metrics, /debug/* [ROSEN_HTTP_ADDR]")
+	fs.StringVar(&f.dataDir, "data", "./data", "folder for Rosen's state [ROSEN_DATA]")
+	fs.DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after the last config write before it is applied [ROSEN_DEBOUNCE]")
+	return cmd
+}
+
+func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bool) error {
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data %s: %w", f.dataDir, err)
+	}
+	dirs := f.configDirs
+	if defaultConfig {
+		if _, err := os.Stat(dirs[0]); errors.Is(err, os.ErrNotExist) {
+			// Run from outside the repo: serve the example that is built into the binary.
+			dir := filepath.Join(f.dataDir, "examples", "bookinfo")
+			if err := examples.WriteBookinfo(dir); err != nil {
+				return err
+			}
+			log.Info("no --config given and examples/bookinfo not found here; serving the built-in example", zap.String("dir", dir))
+			dirs = []string{dir}
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	xdsServer := xds.New(log, xds.DefaultGenerator(), xds.Options{Registry: reg})
+	pipeline := runner.New(log, file.New(dirs, log, f.debounce), xdsServer, reg)
+
+	grpcLn, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		_ = grpcLn.Close()
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	grpcServer := grpc.NewServer(xds.ServerOptions()...)
+	xdsServer.Register(grpcServer)
+	healthServer := health.NewServer()
+	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	reflection.Register(grpcServer)
+
+	httpServer := console.New(console.Options{
+		Log: log, Gatherer: reg, ControlPlane: pipeline, Version: version,
+	})
+
+	log.Info("rosen serving",
+		zap.String("version", version), zap.Strings("config", dirs),
+		zap.String("grpc", grpcLn.Addr().String()), zap.String("http", httpLn.Addr().String()))
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return pipeline.Run(ctx) })
+	eg.Go(func() error {
+		errc := make(chan error, 1)
+		go func() { errc <- grpcServer.Serve(grpcLn) }()
+		select {
+		case <-ctx.Done():
+			healthServer.Shutdown()
+			stopped := make(chan struct{})
+			go func() { grpcServer.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				grpcServer.Stop()
+			}
+			return nil
+		case err := <-errc:
+			return err
+		}
+	})
+	eg.Go(func() error { return httpServer.Serve(ctx, httpLn) })
+	err = eg.Wait()
+	log.Info("rosen stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newStatusCommand() *cobra.Command {
+	var (
+		httpAddr string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the proxies connected to a running Rosen and what each ACKed or NACKed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr := httpAddr
+			if strings.HasPrefix(addr, ":") {
+				addr = "127.0.0.1" + addr
+			}
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Get("http://" + addr + "/debug/syncz")
+			if err != nil {
+				return fmt.Errorf("is rosen serve running? %w", err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET /debug/syncz: %s: %s", resp.Status, body)
+			}
+			if asJSON {
+				_, err = cmd.OutOrStdout().Write(body)
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), body)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "Rosen's HTTP address")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw /debug/syncz JSON")
+	return cmd
+}
+
+// syncz mirrors the parts of /debug/syncz that the table shows.
+type syncz struct {
+	Config struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+		Errors   []struct {
+			Source struct {
+				File      string `json:"file"`
+				Kind      string `json:"kind"`
+				Namespace string `json:"namespace"`
+				Name      string `json:"name"`
+			} `json:"source"`
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	} `json:"config"`
+	XDS struct {
+		Nodes []struct {
+			ID             string    `json:"id"`
+			Kind           string    `json:"kind"`
+			ConnectedSince time.Time `json:"connectedSince"`
+			Types          map[string]struct {
+				SentVersion  string `json:"sentVersion"`
+				AckedVersion string `json:"ackedVersion"`
+				LastNack     *struct {
+					Version string `json:"version"`
+					Error   string `json:"error"`
+				} `json:"lastNack"`
+			} `json:"types"`
+		} `json:"nodes"`
+	} `json:"xds"`
+}
+
+func printStatus(w io.Writer, body []byte) error {
+	var s syncz
+	if err := json.Unmarshal(body, &s); err != nil {
+		return fmt.Errorf("reading /debug/syncz: %w", err)
+	}
+	fmt.Fprintf(w, "config: %d accepted, %d rejected\n", s.Config.Accepted, s.Config.Rejected)
+	for _, e := range s.Config.Errors {
+		fmt.Fprintf(w, "  REJECTED %s: %s %s/%s: %s: %s\n", e.Source.File, e.Source.Kind, e.Source.Namespace, e.Source.Name, e.Field, e.Message)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tKIND\tCONNECTED\tTYPE\tSENT\tACKED\tLAST NACK")
+	for _, n := range s.XDS.Nodes {
+		types := make([]string, 0, len(n.Types))
+		for t := range n.Types {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for i, t := range types {
+			ts := n.Types[t]
+			nack := "-"
+			if ts.LastNack != nil {
+				nack = ts.LastNack.Version + ": " + ts.LastNack.Error
+			}
+			id, kind, since := n.ID, n.Kind, time.Since(n.ConnectedSince).Round(time.Second).String()
+			if i > 0 {
+				id, kind, since = "", "", ""
+			}
+			short := t[strings.LastIndex(t, ".")+1:]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, kind, since, short, ts.SentVersion, ts.AckedVersion, nack)
+		}
+		if len(types) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", n.ID, n.Kind, time.Since(n.ConnectedSince).Round(time.Second))
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,132 @@
+// Package console is Rosen's HTTP face: health and readiness probes,
+// Prometheus metrics, and the debug endpoints that show what the control
+// plane serves. It reads every module through the small interfaces declared
+// here and never reaches into their internals.
+package console
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/controlplane/model"
+)
+
+// ControlPlane is what the console needs from the xDS control plane.
+type ControlPlane interface {
+	// Ready reports whether a first good configuration is being served.
+	Ready() bool
+	// Syncz is the per-node xDS status document served at /debug/syncz.
+	Syncz() any
+	// ConfigErrors lists why the latest configuration was rejected (empty when it was accepted).
+	ConfigErrors() []*model.FieldError
+}
+
+// Options configure the console.
+type Options struct {
+	Addr         string
+	Log          *zap.Logger
+	Gatherer     prometheus.Gatherer
+	ControlPlane ControlPlane
+	Version      string
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opts Options
+	echo *echo.Echo
+}
+
+// New builds the HTTP routes.
+func New(opts Options) *Server {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		code := http.StatusInternalServerError
+		msg := err.Error()
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if m, ok := he.Message.(string); ok {
+				msg = m
+			}
+		}
+		if !c.Response().Committed {
+			_ = c.JSON(code, map[string]string{"error": msg})
+		}
+	}
+	s := &Server{opts: opts, echo: e}
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.readyz)
+	e.GET("/version", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"version": opts.Version})
+	})
+	if opts.Gatherer != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	}
+	e.GET("/debug/syncz", s.syncz)
+	e.GET("/debug/config-errors", s.configErrors)
+	return s
+}
+
+// Handler returns the routes as an http.Handler (for tests).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) readyz(c echo.Context) error {
+	if s.opts.ControlPlane == nil || !s.opts.ControlPlane.Ready() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{
+			"ready":        false,
+			"configErrors": s.errorsOrEmpty(),
+		})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ready": true})
+}
+
+func (s *Server) syncz(c echo.Context) error {
+	if s.opts.ControlPlane == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "no control plane")
+	}
+	return c.JSONPretty(http.StatusOK, s.opts.ControlPlane.Syncz(), "  ")
+}
+
+func (s *Server) configErrors(c echo.Context) error {
+	return c.JSONPretty(http.StatusOK, map[string]any{"errors": s.errorsOrEmpty()}, "  ")
+}
+
+func (s *Server) errorsOrEmpty() []*model.FieldError {
+	if s.opts.ControlPlane == nil {
+		return []*model.FieldError{}
+	}
+	errs := s.opts.ControlPlane.ConfigErrors()
+	if errs == nil {
+		errs = []*model.FieldError{}
+	}
+	return errs
+}
+
+// Serve listens on opts.Addr until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,146 @@
+// Package runner joins the control plane's stages: a config source produces
+// object sets; each set is built into the model, checked by the validation
+// gate and handed to the xDS server. A set that fails anywhere is rejected
+// whole: the error is recorded (with file, resource and field) and the last
+// good configuration keeps being served.
+package runner
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/controlplane/config"
+	"github.com/rosenmesh/rosen/controlplane/istio"
+	"github.com/rosenmesh/rosen/controlplane/model"
+	"github.com/rosenmesh/rosen/controlplane/validate"
+	"github.com/rosenmesh/rosen/controlplane/xds"
+)
+
+// Source produces configuration sets: once at start and after every change.
+type Source interface {
+	Run(ctx context.Context, onChange func(*config.Set, error)) error
+}
+
+// Publisher serves a model to proxies (the xDS server). Update returns an
+// error when the model is rejected; the previous one stays in force.
+type Publisher interface {
+	Update(m *model.Mesh) error
+	Ready() bool
+	Status() xds.Status
+}
+
+// Runner owns the pipeline and the record of the last rejection.
+type Runner struct {
+	log     *zap.Logger
+	src     Source
+	pub     Publisher
+	metrics *metrics
+
+	mu        sync.Mutex
+	lastErr   error
+	lastApply time.Time
+	applied   int
+	rejected  int
+}
+
+type metrics struct {
+	applies *prometheus.CounterVec
+	build   prometheus.Histogram
+}
+
+// New creates a runner. reg may be nil.
+func New(log *zap.Logger, src Source, pub Publisher, reg prometheus.Registerer) *Runner {
+	m := &metrics{
+		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rosen_config_applies_total",
+			Help: "Configuration changes seen, by result (accepted or rejected).",
+		}, []string{"result"}),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rosen_config_build_seconds",
+			Help:    "Time to build and validate the model from a configuration set.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.applies, m.build)
+	}
+	return &Runner{log: log.Named("runner"), src: src, pub: pub, metrics: m}
+}
+
+// Run blocks until ctx is done or the source fails.
+func (r *Runner) Run(ctx context.Context) error {
+	return r.src.Run(ctx, r.Apply)
+}
+
+// Apply handles one configuration set (or the error that replaced it).
+func (r *Runner) Apply(set *config.Set, err error) {
+	start := time.Now()
+	if err == nil {
+		err = r.apply(set)
+	}
+	r.metrics.build.Observe(time.Since(start).Seconds())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastApply = time.Now()
+	r.lastErr = err
+	if err != nil {
+		r.rejected++
+		r.metrics.applies.WithLabelValues("rejected").Inc()
+		for _, fe := range model.AsFieldErrors(err) {
+			r.log.Error("configuration rejected; the last good configuration stays in force",
+				zap.String("file", fe.Source.File), zap.String("kind", fe.Source.Kind),
+				zap.String("resource", fe.Source.Namespace+"/"+fe.Source.Name),
+				zap.String("field", fe.Field), zap.String("error", fe.Message))
+		}
+		return
+	}
+	r.applied++
+	r.metrics.applies.WithLabelValues("accepted").Inc()
+	r.log.Info("configuration applied", zap.Int("objects", len(set.Objects)), zap.Duration("took", time.Since(start)))
+}
+
+func (r *Runner) apply(set *config.Set) error {
+	mesh, err := istio.Build(set)
+	if err != nil {
+		return err
+	}
+	if err := validate.Mesh(mesh); err != nil {
+		return err
+	}
+	return r.pub.Update(mesh)
+}
+
+// Ready reports whether a good configuration is being served.
+func (r *Runner) Ready() bool { return r.pub.Ready() }
+
+// ConfigErrors lists why the latest configuration was rejected.
+func (r *Runner) ConfigErrors() []*model.FieldError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return model.AsFieldErrors(r.lastErr)
+}
+
+// Syncz is the /debug/syncz document: the xDS server's per-node status plus
+// the configuration pipeline's own state.
+func (r *Runner) Syncz() any {
+	r.mu.Lock()
+	errs := model.AsFieldErrors(r.lastErr)
+	doc := map[string]any{
+		"config": map[string]any{
+			"accepted":  r.applied,
+			"rejected":  r.rejected,
+			"lastApply": r.lastApply,
+			"errors":    errs,
+		},
+	}
+	r.mu.Unlock()
+	if doc["config"].(map[string]any)["errors"] == nil {
+		doc["config"].(map[string]any)["errors"] = []*model.FieldError{}
+	}
+	doc["xds"] = r.pub.Status()
+	return doc
+}
