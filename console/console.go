@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -76,6 +77,17 @@ func New(opts Options) *Server {
 	e.GET("/debug/config-errors", s.configErrors)
 	return s
 }
+
+// Mount serves h under prefix (e.g. "/api/txn"), for the modules beside the
+// control plane. The handler sees the full path.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	wrapped := echo.WrapHandler(h)
+	s.echo.Any(prefix, wrapped)
+	s.echo.Any(strings.TrimSuffix(prefix, "/")+"/*", wrapped)
+}
+
+// Echo exposes the router to modules that are written as echo handlers.
+func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // Handler returns the routes as an http.Handler (for tests).
 func (s *Server) Handler() http.Handler { return s.echo }

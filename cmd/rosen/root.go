@@ -53,6 +53,9 @@ func newRootCommand() *cobra.Command {
 		newXDSCommand(),
 		newVersionCommand(),
 	)
+	for _, f := range extraCommands {
+		root.AddCommand(f(g))
+	}
 	return root
 }
 

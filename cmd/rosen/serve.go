@@ -62,6 +62,11 @@ func newServeCommand(g *globalFlags) *cobra.Command {
 	fs.StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP listen address: /healthz, /readyz, /metrics, /debug/* [ROSEN_HTTP_ADDR]")
 	fs.StringVar(&f.dataDir, "data", "./data", "folder for Rosen's state [ROSEN_DATA]")
 	fs.DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after the last config write before it is applied [ROSEN_DEBOUNCE]")
+	for _, m := range serveModules {
+		if m.flags != nil {
+			m.flags(fs)
+		}
+	}
 	return cmd
 }
 
@@ -112,6 +117,20 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		Log: log, Gatherer: reg, ControlPlane: pipeline, Version: version,
 	})
 
+	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs}
+	var runs []func(context.Context) error
+	for _, m := range serveModules {
+		run, err := m.start(ctx, env)
+		if err != nil {
+			_ = grpcLn.Close()
+			_ = httpLn.Close()
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		if run != nil {
+			runs = append(runs, run)
+		}
+	}
+
 	log.Info("rosen serving",
 		zap.String("version", version), zap.Strings("config", dirs),
 		zap.String("grpc", grpcLn.Addr().String()), zap.String("http", httpLn.Addr().String()))
@@ -137,6 +156,9 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		}
 	})
 	eg.Go(func() error { return httpServer.Serve(ctx, httpLn) })
+	for _, run := range runs {
+		eg.Go(func() error { return run(ctx) })
+	}
 	err = eg.Wait()
 	log.Info("rosen stopped")
 	if errors.Is(err, context.Canceled) {

@@ -78,7 +78,7 @@ type syncz struct {
 				AckedVersion string `json:"ackedVersion"`
 				LastNack     *struct {
 					Version string `json:"version"`
-					Error   string `json:"error"`
+					Message string `json:"message"`
 				} `json:"lastNack"`
 			} `json:"types"`
 		} `json:"nodes"`
@@ -106,7 +106,7 @@ func printStatus(w io.Writer, body []byte) error {
 			ts := n.Types[t]
 			nack := "-"
 			if ts.LastNack != nil {
-				nack = ts.LastNack.Version + ": " + ts.LastNack.Error
+				nack = ts.LastNack.Version + ": " + ts.LastNack.Message
 			}
 			id, kind, since := n.ID, n.Kind, time.Since(n.ConnectedSince).Round(time.Second).String()
 			if i > 0 {
