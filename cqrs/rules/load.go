@@ -1,0 +1,213 @@
+package rules
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Files names the configuration files to load. Several rules files are
+// merged (see mergeFragments); databases and exporters files are unioned.
+type Files struct {
+	Rules     []string
+	Databases []string
+	Exporters []string
+}
+
+// DirFiles finds the configuration in one folder: rules*.{json,yaml,yml},
+// databases*.{…} and exporter*.{…}.
+func DirFiles(dir string) (Files, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return Files{}, fmt.Errorf("rules: read %s: %w", dir, err)
+	}
+	var f Files
+	for _, e := range entries {
+		name := e.Name()
+		ext := strings.ToLower(filepath.Ext(name))
+		if e.IsDir() || (ext != ".json" && ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		switch {
+		case strings.HasPrefix(name, "rules"):
+			f.Rules = append(f.Rules, p)
+		case strings.HasPrefix(name, "databases"):
+			f.Databases = append(f.Databases, p)
+		case strings.HasPrefix(name, "exporter"):
+			f.Exporters = append(f.Exporters, p)
+		}
+	}
+	sort.Strings(f.Rules)
+	return f, nil
+}
+
+// LoadDir loads and validates the configuration in a folder.
+func LoadDir(dir string) (*Config, error) {
+	f, err := DirFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Load(f)
+}
+
+// Load reads, merges and validates the configuration files.
+func Load(f Files) (*Config, error) {
+	cfg := &Config{Databases: map[string]Database{}, Exporters: map[string]Exporter{}}
+	dbFile := map[string]string{}
+	for _, p := range f.Databases {
+		var df DatabasesFile
+		if err := readStrict(p, &df); err != nil {
+			return nil, err
+		}
+		for name, db := range df.Databases {
+			if prev, dup := dbFile[name]; dup {
+				return nil, cfgErr(p, "$.databases."+name, fmt.Errorf("%w: database %q is also defined in %s", ErrInvalid, name, prev))
+			}
+			dbFile[name] = p
+			if err := validateDatabase(p, "$.databases."+name, db); err != nil {
+				return nil, err
+			}
+			cfg.Databases[name] = db
+		}
+	}
+	for _, p := range f.Exporters {
+		var ef ExportersFile
+		if err := readStrict(p, &ef); err != nil {
+			return nil, err
+		}
+		for name, ex := range ef.Exporter {
+			if err := validateExporter(p, "$.exporter."+name, ex); err != nil {
+				return nil, err
+			}
+			cfg.Exporters[name] = ex
+		}
+	}
+	var all []*Rule
+	for _, p := range f.Rules {
+		var rf RulesFile
+		if err := readStrict(p, &rf); err != nil {
+			return nil, err
+		}
+		for i := range rf.Rules {
+			r := rf.Rules[i]
+			r.file, r.index = p, i
+			all = append(all, &r)
+		}
+	}
+	rules, err := mergeFragments(all, cfg.Databases)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if err := validateRule(r, cfg); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Rules = rules
+	return cfg, nil
+}
+
+func readStrict(p string, out any) error {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	return decodeStrict(p, data, out)
+}
+
+// mergeFragments joins rules split over several files, as in the seed: a
+// complete rule (table and mapping) is a template; a fragment with only event,
+// database and exporters inherits the template of its event. A template
+// without a database that fragments use is not a rule of its own; one that no
+// fragment uses takes the only database there is. Rules that end up with the
+// same event, database and table are one rule with the union of exporters.
+func mergeFragments(all []*Rule, dbs map[string]Database) ([]*Rule, error) {
+	templates := map[string][]*Rule{}
+	for _, r := range all {
+		if r.Event == "" {
+			return nil, cfgErr(r.file, rulePath(r.index)+".event", ErrMissing)
+		}
+		if r.Table != "" || len(r.Mapping) > 0 {
+			templates[r.Event] = append(templates[r.Event], r)
+		}
+	}
+	used := map[*Rule]bool{}
+	var out []*Rule
+	for _, r := range all {
+		if r.Table != "" || len(r.Mapping) > 0 {
+			continue
+		}
+		ts := templates[r.Event]
+		if len(ts) != 1 {
+			return nil, cfgErr(r.file, rulePath(r.index), fmt.Errorf("%w: rule for %q has no table or mapping and %d complete rules for that event to inherit them from (want 1)", ErrMissing, r.Event, len(ts)))
+		}
+		t := ts[0]
+		used[t] = true
+		m := *t
+		m.file, m.index = r.file, r.index
+		if r.Database != "" {
+			m.Database = r.Database
+		}
+		m.Exporter = append(append([]string(nil), t.Exporter...), r.Exporter...)
+		if r.Name != "" {
+			m.Name = r.Name
+		}
+		if r.Method != "" {
+			m.Method = r.Method
+		}
+		if r.Filter != "" {
+			m.Filter = r.Filter
+		}
+		out = append(out, &m)
+	}
+	for _, r := range all {
+		if r.Table == "" && len(r.Mapping) == 0 {
+			continue
+		}
+		if r.Database == "" && used[r] {
+			continue
+		}
+		if r.Database == "" && len(dbs) == 1 {
+			for name := range dbs {
+				r.Database = name
+			}
+		}
+		out = append(out, r)
+	}
+	// Union rules with the same event, database, table and view.
+	seen := map[string]*Rule{}
+	var merged []*Rule
+	for _, r := range out {
+		k := r.Event + "\x00" + r.Database + "\x00" + r.Table + "\x00" + r.Name
+		if prev, ok := seen[k]; ok {
+			prev.Exporter = unionStrings(prev.Exporter, r.Exporter)
+			continue
+		}
+		seen[k] = r
+		merged = append(merged, r)
+	}
+	sort.SliceStable(merged, func(i, j int) bool {
+		if merged[i].file != merged[j].file {
+			return merged[i].file < merged[j].file
+		}
+		return merged[i].index < merged[j].index
+	})
+	return merged, nil
+}
+
+func unionStrings(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, s := range b {
+		found := false
+		for _, x := range out {
+			found = found || x == s
+		}
+		if !found {
+			out = append(out, s)
+		}
+	}
+	return out
+}

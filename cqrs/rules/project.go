@@ -1,0 +1,101 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rosenmesh/rosen/cqrs/event"
+)
+
+// ErrNoKey means the event lacks a primary-key value the rule needs.
+var ErrNoKey = errors.New("rules: primary key missing in event")
+
+// Row is one event projected by one rule.
+type Row struct {
+	Key    string         // the primary key's values joined: the watermark and ordering key
+	Values map[string]any // target column → value, only the columns the event sets
+	Delete bool           // delete the row
+	Full   bool           // insert/upsert: columns not in Values become NULL
+}
+
+// Matches evaluates the rule's event type and filter.
+func (r *Rule) Matches(ev *event.Event) (bool, error) {
+	if ev.Type != r.Event {
+		return false, nil
+	}
+	if r.prog == nil || r.prog.filter == nil {
+		return true, nil
+	}
+	out, _, err := r.prog.filter.Eval(activation(ev))
+	if err != nil {
+		return false, fmt.Errorf("%w: filter: %w", ErrExpr, err)
+	}
+	b, ok := out.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("%w: filter yields %s, not bool", ErrExpr, out.Type())
+	}
+	return b, nil
+}
+
+// Project maps the event into a row of the rule's table.
+func (r *Rule) Project(ev *event.Event) (Row, error) {
+	row := Row{Values: map[string]any{}, Delete: r.Method == MethodDelete, Full: r.Method == MethodInsert || r.Method == MethodUpsert}
+	var keys []string
+	var act map[string]any
+	for i, m := range r.Mapping {
+		if m.Expr != "" {
+			if row.Delete {
+				continue
+			}
+			if act == nil {
+				act = activation(ev)
+			}
+			out, _, err := r.prog.exprs[i].Eval(act)
+			if err != nil {
+				return Row{}, fmt.Errorf("%w: column %s: %w", ErrExpr, m.Target, err)
+			}
+			v, err := nativeValue(out)
+			if err != nil {
+				return Row{}, fmt.Errorf("column %s: %w", m.Target, err)
+			}
+			row.Values[m.Target] = v
+			continue
+		}
+		v, found := event.Lookup(ev.Payload, m.Source)
+		if m.Primary {
+			if !found || v == nil {
+				return Row{}, fmt.Errorf("%w: %s (column %s)", ErrNoKey, m.Source, m.Target)
+			}
+			s, err := keyText(v)
+			if err != nil {
+				return Row{}, fmt.Errorf("%w: %s: %w", ErrNoKey, m.Source, err)
+			}
+			keys = append(keys, s)
+			row.Values[m.Target] = v
+			continue
+		}
+		if row.Delete || !found {
+			continue
+		}
+		row.Values[m.Target] = v
+	}
+	row.Key = strings.Join(keys, "\x1f")
+	return row, nil
+}
+
+func keyText(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case bool:
+		if x {
+			return "true", nil
+		}
+		return "false", nil
+	}
+	return "", fmt.Errorf("a key must be a string, number or boolean, not %T", v)
+}
