@@ -1,0 +1,227 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rosenmesh/rosen/internal/testenv"
+	"github.com/rosenmesh/rosen/txn/store"
+)
+
+// each runs one test body against SQLite and against the real PostgreSQL.
+func each(t *testing.T, body func(t *testing.T, s store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "txn.db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		body(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		s, err := store.OpenPostgres(context.Background(), testenv.PostgresDSN(t), store.Options{Prefix: testenv.UniqueName("st")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		body(t, s)
+	})
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newTxn(id string) *store.Txn {
+	return &store.Txn{
+		ID: id, CreatedAt: t0, Deadline: t0.Add(time.Minute),
+		Policy:  store.Policy{Initial: time.Second, Max: time.Minute, Limit: 5},
+		Headers: map[string]string{"X-Tenant": "a"},
+		Branches: []store.Branch{{ID: "b1",
+			Confirm: store.Action{URL: "http://127.0.0.1:1/confirm", Body: []byte(`{"n":1}`)},
+			Cancel:  store.Action{URL: "http://127.0.0.1:1/cancel"}}},
+	}
+}
+
+func TestCreateGetAndReuse(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		if err := s.Create(ctx, newTxn("t1")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != store.Trying || !got.Deadline.Equal(t0.Add(time.Minute)) || got.Headers["X-Tenant"] != "a" ||
+			len(got.Branches) != 1 || string(got.Branches[0].Confirm.Body) != `{"n":1}` || got.Policy.Limit != 5 {
+			t.Fatalf("got %+v", got)
+		}
+		if err := s.Create(ctx, newTxn("t1")); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("reused id: %v, want ErrExists", err)
+		}
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown id: %v", err)
+		}
+	})
+}
+
+func TestAddBranch(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		if err := s.Create(ctx, newTxn("t2")); err != nil {
+			t.Fatal(err)
+		}
+		b := store.Branch{ID: "b2", Confirm: store.Action{URL: "http://x/c"}, Cancel: store.Action{URL: "http://x/k"}}
+		if err := s.AddBranch(ctx, "t2", b, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddBranch(ctx, "t2", b, t0); err != nil {
+			t.Fatalf("same registration again: %v", err)
+		}
+		b.Confirm.URL = "http://x/other"
+		if err := s.AddBranch(ctx, "t2", b, t0); !errors.Is(err, store.ErrDuplicateBranch) {
+			t.Fatalf("other actions: %v", err)
+		}
+		if err := s.AddBranch(ctx, "nope", b, t0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown txn: %v", err)
+		}
+		if err := s.AddBranch(ctx, "t2", store.Branch{ID: "late"}, t0.Add(time.Hour)); !errors.Is(err, store.ErrTimedOut) {
+			t.Fatalf("after deadline: %v", err)
+		}
+		if _, err := s.Transition(ctx, "t2", store.Transition{From: []store.State{store.Trying}, To: store.Cancelling, Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddBranch(ctx, "t2", store.Branch{ID: "b3"}, t0); !errors.Is(err, store.ErrState) {
+			t.Fatalf("after abort: %v", err)
+		}
+		got, _ := s.Get(ctx, "t2")
+		if len(got.Branches) != 2 || got.Branches[1].ID != "b2" {
+			t.Fatalf("branches %+v", got.Branches)
+		}
+	})
+}
+
+// A commit racing the timeout abort: exactly one of them wins.
+func TestTransitionRaceHasOneWinner(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		for i := range 20 {
+			id := "race" + string(rune('a'+i))
+			if err := s.Create(ctx, newTxn(id)); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			results := make([]error, 2)
+			for j, to := range []store.State{store.Confirming, store.Cancelling} {
+				wg.Go(func() {
+					_, results[j] = s.Transition(ctx, id, store.Transition{From: []store.State{store.Trying}, To: to, Now: t0})
+				})
+			}
+			wg.Wait()
+			if (results[0] == nil) == (results[1] == nil) {
+				t.Fatalf("%s: both or neither won: %v / %v", id, results[0], results[1])
+			}
+		}
+		_, err := s.Transition(ctx, "racea", store.Transition{From: []store.State{store.Trying}, To: store.Confirming, Now: t0})
+		if !errors.Is(err, store.ErrState) {
+			t.Fatalf("second commit: %v", err)
+		}
+	})
+}
+
+func TestDeadlineConditions(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		_ = s.Create(ctx, newTxn("d1"))
+		late := t0.Add(2 * time.Minute)
+		_, err := s.Transition(ctx, "d1", store.Transition{From: []store.State{store.Trying}, To: store.Confirming, Now: late, BeforeDeadline: true})
+		if !errors.Is(err, store.ErrTimedOut) {
+			t.Fatalf("commit after deadline: %v", err)
+		}
+		if _, err := s.Transition(ctx, "d1", store.Transition{From: []store.State{store.Trying}, To: store.Cancelling, Now: t0, AfterDeadline: true}); !errors.Is(err, store.ErrState) {
+			t.Fatalf("timeout abort before deadline: %v", err)
+		}
+		got, err := s.Transition(ctx, "d1", store.Transition{From: []store.State{store.Trying}, To: store.Cancelling, Now: late, AfterDeadline: true, Reason: "timeout"})
+		if err != nil || got.Reason != "timeout" {
+			t.Fatalf("timeout abort: %v %+v", err, got)
+		}
+	})
+}
+
+func TestClaimLeaseAndProgress(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		for _, id := range []string{"c1", "c2", "c3"} {
+			_ = s.Create(ctx, newTxn(id))
+		}
+		// c1 is committed by a client and due now; c2, c3 are not due before their deadline.
+		if _, err := s.Transition(ctx, "c1", store.Transition{From: []store.State{store.Trying}, To: store.Confirming, Now: t0, NextDue: t0}); err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(time.Second)
+		a, err := s.ClaimDue(ctx, "A", now, now.Add(10*time.Second), 10)
+		if err != nil || len(a) != 1 || a[0] != "c1" {
+			t.Fatalf("A claimed %v %v", a, err)
+		}
+		b, err := s.ClaimDue(ctx, "B", now, now.Add(10*time.Second), 10)
+		if err != nil || len(b) != 0 {
+			t.Fatalf("B claimed a leased txn: %v %v", b, err)
+		}
+		// After the lease runs out, B takes over; A's late write is refused.
+		later := now.Add(11 * time.Second)
+		b, _ = s.ClaimDue(ctx, "B", later, later.Add(10*time.Second), 10)
+		if len(b) != 1 {
+			t.Fatalf("B did not take over: %v", b)
+		}
+		err = s.SaveProgress(ctx, "c1", store.Progress{Owner: "A", From: store.Confirming, To: store.Committed, Now: later})
+		if !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("stale owner wrote: %v", err)
+		}
+		err = s.SaveProgress(ctx, "c1", store.Progress{Owner: "B", From: store.Confirming, To: store.Committed, Now: later,
+			Branches: []store.Branch{{ID: "b1", State: store.BranchConfirmed, Attempts: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx, "c1")
+		if got.State != store.Committed || got.Branches[0].State != store.BranchConfirmed || got.FinishedAt.IsZero() || got.Owner != "" {
+			t.Fatalf("after save %+v", got)
+		}
+		// Past their deadline c2 and c3 become due (the coordinator aborts them).
+		due, _ := s.ClaimDue(ctx, "A", t0.Add(time.Hour), t0.Add(time.Hour+time.Second), 10)
+		if len(due) != 2 {
+			t.Fatalf("expired txns not due: %v", due)
+		}
+		list, err := s.List(ctx, store.Filter{State: store.Committed})
+		if err != nil || len(list) != 1 || list[0].ID != "c1" {
+			t.Fatalf("list %v %v", list, err)
+		}
+	})
+}
+
+func TestStuckKeepsPhaseAndRetryResets(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		_ = s.Create(ctx, newTxn("s1"))
+		_, _ = s.Transition(ctx, "s1", store.Transition{From: []store.State{store.Trying}, To: store.Cancelling, Now: t0, Owner: "A", LeaseUntil: t0.Add(time.Minute)})
+		if err := s.SaveProgress(ctx, "s1", store.Progress{Owner: "A", From: store.Cancelling, To: store.Stuck, Now: t0, Attempts: 5, LastError: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx, "s1")
+		if got.State != store.Stuck || got.StuckPhase != store.Cancelling || got.LastError != "boom" {
+			t.Fatalf("%+v", got)
+		}
+		got, err := s.Transition(ctx, "s1", store.Transition{From: []store.State{store.Stuck}, To: store.Cancelling, Now: t0, ResetAttempts: true})
+		if err != nil || got.Attempts != 0 || got.State != store.Cancelling {
+			t.Fatalf("retry: %v %+v", err, got)
+		}
+	})
+}
+
+func TestBadPrefix(t *testing.T) {
+	if _, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "x.db"), store.Options{Prefix: "x; DROP"}); err == nil {
+		t.Fatal("bad prefix accepted")
+	}
+}
