@@ -1,0 +1,35 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// ErrPolicy is a policy evaluation that failed (a runtime error, a panic,
+// the deadline); the server answers it with a deny.
+var ErrPolicy = errors.New("authz: policy evaluation failed")
+
+// Eval runs the prepared query on input and returns the value of its first
+// result (nil when undefined). A panic inside evaluation is recovered into
+// an error wrapping ErrPolicy.
+func (p *Policy) Eval(ctx context.Context, input map[string]any) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("%w: panic: %v", ErrPolicy, r)
+		}
+	}()
+	rs, err := p.prepared.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrPolicy, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	return rs[0].Expressions[0].Value, nil
+}
