@@ -24,7 +24,9 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return fmt.Sprintf("%s: %s: %v", e.File, e.Path, e.Err) }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-func cfgErr(file, path string, err error) error { return &ConfigError{File: file, Path: path, Err: err} }
+func cfgErr(file, path string, err error) error {
+	return &ConfigError{File: file, Path: path, Err: err}
+}
 
 // decodeStrict parses JSON or YAML (by extension, or by content when it does
 // not start with '{') into out, rejecting unknown keys with their path.

@@ -1,0 +1,250 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rosenmesh/rosen/cqrs/rules"
+)
+
+// Op is one event projected by one rule into this sink.
+type Op struct {
+	Rule *rules.Rule
+	Row  rules.Row
+	Seq  uint64 // event-store sequence; 0 means unknown (no watermark check)
+	Tag  int    // the caller's index of the event
+}
+
+// Failure is an op that the database rejected for good.
+type Failure struct {
+	Op  Op
+	Err error
+}
+
+// Result counts what a batch did.
+type Result struct {
+	Applied int // ops folded into writes
+	Skipped int // ops at or below their key's watermark (redeliveries)
+	Rows    int // rows upserted or deleted
+}
+
+// Sink applies batches of ops to one Store.
+type Sink struct {
+	Name  string
+	Store Store
+}
+
+// Apply writes the ops in one transaction. If the database rejects the batch
+// for a row's fault, it retries op by op (in sequence order) to isolate the
+// bad ones, which come back as failures with their watermark recorded, so a
+// redelivery does not dead-letter them twice. A transient error returns
+// ErrUnavailable with the failures found so far (they are already marked).
+func (s *Sink) Apply(ctx context.Context, ops []Op) (Result, []Failure, error) {
+	res, err := s.applyTx(ctx, ops)
+	if err == nil {
+		return res, nil, nil
+	}
+	if !s.permanent(ctx, err) {
+		return Result{}, nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.Name, err)
+	}
+	sorted := slices.Clone(ops)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Seq < sorted[j].Seq })
+	var total Result
+	var failures []Failure
+	for _, op := range sorted {
+		r, err := s.applyTx(ctx, []Op{op})
+		if err == nil {
+			total.Applied += r.Applied
+			total.Skipped += r.Skipped
+			total.Rows += r.Rows
+			continue
+		}
+		if !s.permanent(ctx, err) {
+			return total, failures, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.Name, err)
+		}
+		if err := s.mark(ctx, op); err != nil {
+			return total, failures, fmt.Errorf("%w: %s: mark rejected row: %w", ErrUnavailable, s.Name, err)
+		}
+		failures = append(failures, Failure{Op: op, Err: fmt.Errorf("%w: %s.%s key %q: %w", ErrRejected, s.Name, op.Rule.Table, op.Row.Key, err)})
+	}
+	return total, failures, nil
+}
+
+func (s *Sink) permanent(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !s.Store.Permanent(err) {
+		return false
+	}
+	return s.Store.Ping(ctx) == nil
+}
+
+// mark records a rejected op's sequence so that it is not retried.
+func (s *Sink) mark(ctx context.Context, op Op) error {
+	if op.Seq == 0 {
+		return nil
+	}
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tx.SetWatermarks(ctx, op.Rule.ViewName(), map[string]uint64{op.Row.Key: op.Seq}); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// keyState is the fold of one key's ops within a batch.
+type keyState struct {
+	rule    *rules.Rule
+	pk      map[string]any
+	deleted bool           // a delete happened: DELETE before any write
+	values  map[string]any // nil: no row to write
+	seq     uint64
+}
+
+func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
+	var res Result
+	views := map[string][]Op{}
+	var order []string
+	for _, op := range ops {
+		v := op.Rule.ViewName()
+		if _, ok := views[v]; !ok {
+			order = append(order, v)
+		}
+		views[v] = append(views[v], op)
+	}
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, view := range order {
+		r, err := s.applyView(ctx, tx, view, views[view])
+		if err != nil {
+			_ = tx.Rollback(ctx)
+			return Result{}, err
+		}
+		res.Applied += r.Applied
+		res.Skipped += r.Skipped
+		res.Rows += r.Rows
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Result, error) {
+	var res Result
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Seq < ops[j].Seq })
+	keys := map[string]bool{}
+	var keyList []string
+	for _, op := range ops {
+		if op.Seq > 0 && !keys[op.Row.Key] {
+			keys[op.Row.Key] = true
+			keyList = append(keyList, op.Row.Key)
+		}
+	}
+	marks := map[string]uint64{}
+	if len(keyList) > 0 {
+		var err error
+		if marks, err = tx.Watermarks(ctx, view, keyList); err != nil {
+			return res, fmt.Errorf("read watermarks: %w", err)
+		}
+	}
+	states := map[string]*keyState{}
+	var stateOrder []string
+	for _, op := range ops {
+		if op.Seq > 0 && op.Seq <= marks[op.Row.Key] {
+			res.Skipped++
+			continue
+		}
+		res.Applied++
+		st := states[op.Row.Key]
+		if st == nil {
+			st = &keyState{rule: op.Rule, pk: map[string]any{}}
+			for _, c := range op.Rule.PrimaryColumns() {
+				st.pk[c] = op.Row.Values[c]
+			}
+			states[op.Row.Key] = st
+			stateOrder = append(stateOrder, op.Row.Key)
+		}
+		st.seq = max(st.seq, op.Seq)
+		fold(st, op)
+	}
+	if len(states) == 0 {
+		return res, nil
+	}
+	var table string
+	var pk []string
+	var deletes []map[string]any
+	groups := map[string][]map[string]any{}
+	var groupOrder []string
+	newMarks := map[string]uint64{}
+	for _, k := range stateOrder {
+		st := states[k]
+		table, pk = st.rule.Table, st.rule.PrimaryColumns()
+		if st.deleted {
+			deletes = append(deletes, st.pk)
+		}
+		if st.values != nil {
+			cols := slices.Sorted(maps.Keys(st.values))
+			sig := strings.Join(cols, "\x00")
+			if _, ok := groups[sig]; !ok {
+				groupOrder = append(groupOrder, sig)
+			}
+			groups[sig] = append(groups[sig], st.values)
+		}
+		if st.seq > 0 {
+			newMarks[k] = st.seq
+		}
+	}
+	if len(deletes) > 0 {
+		if err := tx.Delete(ctx, table, pk, deletes); err != nil {
+			return res, fmt.Errorf("delete from %s: %w", table, err)
+		}
+		res.Rows += len(deletes)
+	}
+	for _, sig := range groupOrder {
+		cols := strings.Split(sig, "\x00")
+		if err := tx.Upsert(ctx, table, pk, cols, groups[sig]); err != nil {
+			return res, fmt.Errorf("upsert into %s: %w", table, err)
+		}
+		res.Rows += len(groups[sig])
+	}
+	if len(newMarks) > 0 {
+		if err := tx.SetWatermarks(ctx, view, newMarks); err != nil {
+			return res, fmt.Errorf("write watermarks: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// fold applies one op to its key's state: delete drops the row, insert and
+// upsert replace the rule's columns (absent ones become NULL), update merges
+// the columns the event carries.
+func fold(st *keyState, op Op) {
+	switch {
+	case op.Row.Delete:
+		st.deleted = true
+		st.values = nil
+	case op.Row.Full:
+		st.values = make(map[string]any, len(op.Rule.Mapping))
+		for _, c := range op.Rule.Columns() {
+			st.values[c] = nil
+		}
+		maps.Copy(st.values, op.Row.Values)
+	default:
+		if st.values == nil {
+			st.values = map[string]any{}
+		}
+		maps.Copy(st.values, op.Row.Values)
+	}
+}
+
+// IsUnavailable reports a transient sink error.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

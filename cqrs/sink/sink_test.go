@@ -1,0 +1,318 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rosenmesh/rosen/cqrs/event"
+	"github.com/rosenmesh/rosen/cqrs/rules"
+	"github.com/rosenmesh/rosen/internal/testenv"
+)
+
+// stores opens each real database this machine has, with a table prefix of its own.
+func stores(t *testing.T) map[string]Store {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]Store{}
+	pg, err := OpenPostgres(ctx, testenv.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[rules.DBPostgres] = pg
+	my, err := OpenMySQL(ctx, testenv.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[rules.DBMySQL] = my
+	lite, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[rules.DBSQLite] = lite
+	t.Cleanup(func() {
+		for _, s := range out {
+			_ = s.Close()
+		}
+	})
+	return out
+}
+
+// loadRules loads rules JSON (with %s for the table name) against one database "db".
+func loadRules(t *testing.T, table, body string) []*rules.Rule {
+	t.Helper()
+	dir := t.TempDir()
+	rf := filepath.Join(dir, "rules.json")
+	df := filepath.Join(dir, "databases.json")
+	if err := os.WriteFile(rf, []byte(strings.ReplaceAll(body, "TABLE", table)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(df, []byte(`{"databases":{"db":{"type":"sqlite","dbName":"x.db"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rules.Load(rules.Files{Rules: []string{rf}, Databases: []string{df}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Rules
+}
+
+const userRules = `{"rules":[
+ {"event":"userCreated","table":"TABLE","method":"insert","createTable":true,"mapping":[
+   {"source":"id","target":"id","primary":true,"type":"bigint"},
+   {"source":"name","target":"name","type":"text"},
+   {"source":"email","target":"email","type":"string"},
+   {"source":"big","target":"big","type":"bigint"},
+   {"source":"a","target":"a","type":"numeric(20,10)"},
+   {"source":"b","target":"b","type":"numeric(20,10)"},
+   {"source":"flag","target":"flag","type":"boolean"}]},
+ {"event":"userRenamed","table":"TABLE","method":"update","mapping":[
+   {"source":"id","target":"id","primary":true},{"source":"name","target":"name"}]},
+ {"event":"userDeleted","table":"TABLE","method":"delete","mapping":[{"source":"id","target":"id","primary":true}]}
+]}`
+
+type harness struct {
+	t     *testing.T
+	rules []*rules.Rule
+	sink  *Sink
+	table string
+	seq   uint64
+}
+
+func newHarness(t *testing.T, dialect string, st Store) *harness {
+	table := testenv.UniqueName("cqrs_users")
+	rs := loadRules(t, table, userRules)
+	if err := st.Prepare(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropTable(st, table) })
+	return &harness{t: t, rules: rs, sink: &Sink{Name: dialect, Store: st}, table: table}
+}
+
+func dropTable(st Store, table string) {
+	switch s := st.(type) {
+	case *Postgres:
+		_, _ = s.pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+pgQuote(table))
+	case *SQLStore:
+		_, _ = s.db.Exec("DROP TABLE IF EXISTS " + s.d.quote(table))
+	}
+}
+
+// op builds the op for one event JSON with the next sequence number.
+func (h *harness) op(js string) Op {
+	h.t.Helper()
+	ev, err := event.Decode([]byte(js))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.seq++
+	for _, r := range h.rules {
+		if ok, _ := r.Matches(ev); ok {
+			row, err := r.Project(ev)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			return Op{Rule: r, Row: row, Seq: h.seq}
+		}
+	}
+	h.t.Fatalf("no rule for %s", js)
+	return Op{}
+}
+
+func (h *harness) query(st Store, q string) [][]string {
+	h.t.Helper()
+	q = strings.ReplaceAll(q, "TABLE", h.table)
+	var out [][]string
+	switch s := st.(type) {
+	case *Postgres:
+		rows, err := s.pool.Query(context.Background(), q)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			var r []string
+			for _, v := range vals {
+				r = append(r, text(v))
+			}
+			out = append(out, r)
+		}
+	case *SQLStore:
+		rows, err := s.db.Query(q)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				h.t.Fatal(err)
+			}
+			var r []string
+			for _, v := range vals {
+				r = append(r, text(v))
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case fmt.Stringer:
+		return x.String()
+	}
+	b, _ := json.Marshal(v)
+	return strings.Trim(string(b), `"`)
+}
+
+func TestReorderingWithinBatchAndRedelivery(t *testing.T) {
+	for dialect, st := range stores(t) {
+		t.Run(dialect, func(t *testing.T) {
+			h := newHarness(t, dialect, st)
+			ops := []Op{
+				h.op(`{"type":"userCreated","payload":{"id":2,"name":"two"}}`),
+				h.op(`{"type":"userCreated","payload":{"id":1,"name":"one"}}`),
+				h.op(`{"type":"userDeleted","payload":{"id":1}}`),
+				h.op(`{"type":"userCreated","payload":{"id":1,"name":"one again"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":2,"name":"two renamed"}}`),
+			}
+			shuffled := append([]Op(nil), ops...)
+			rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			res, fails, err := h.sink.Apply(context.Background(), shuffled)
+			if err != nil || len(fails) != 0 || res.Applied != 5 {
+				t.Fatalf("apply: %+v %v %v", res, fails, err)
+			}
+			want := "1:one again|2:two renamed"
+			if got := h.rows(st, "SELECT id, name FROM TABLE ORDER BY id"); got != want {
+				t.Fatalf("rows = %s, want %s", got, want)
+			}
+			// Redelivery of everything, and a stale event alone: nothing changes.
+			res, _, err = h.sink.Apply(context.Background(), ops)
+			if err != nil || res.Skipped != 5 || res.Applied != 0 {
+				t.Fatalf("redelivery: %+v %v", res, err)
+			}
+			res, _, _ = h.sink.Apply(context.Background(), ops[1:2])
+			if got := h.rows(st, "SELECT id, name FROM TABLE ORDER BY id"); got != want || res.Skipped != 1 {
+				t.Fatalf("after stale redelivery rows = %s (%+v)", got, res)
+			}
+			// Update merges: email survives a rename in a later batch.
+			if _, _, err := h.sink.Apply(context.Background(), []Op{h.op(`{"type":"userCreated","payload":{"id":3,"name":"x","email":"x@example.com"}}`)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := h.sink.Apply(context.Background(), []Op{h.op(`{"type":"userRenamed","payload":{"id":3,"name":"y"}}`)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.rows(st, "SELECT name, email FROM TABLE WHERE id = 3"); got != "y:x@example.com" {
+				t.Fatalf("merged row = %s", got)
+			}
+		})
+	}
+}
+
+func (h *harness) rows(st Store, q string) string {
+	var parts []string
+	for _, r := range h.query(st, q) {
+		parts = append(parts, strings.Join(r, ":"))
+	}
+	return strings.Join(parts, "|")
+}
+
+func TestExactness(t *testing.T) {
+	big := strings.Repeat("ü", 512*1024) // 1 MiB of UTF-8
+	for dialect, st := range stores(t) {
+		t.Run(dialect, func(t *testing.T) {
+			h := newHarness(t, dialect, st)
+			ops := []Op{
+				h.op(`{"type":"userCreated","payload":{"id":9007199254740993,"name":"日本語 🚀 \"quoted\"","big":9007199254740993,"a":0.1,"b":0.2,"flag":false,"email":null}}`),
+				h.op(`{"type":"userCreated","payload":{"id":-9223372036854775808,"name":"` + big + `","flag":true}}`),
+			}
+			if _, fails, err := h.sink.Apply(context.Background(), ops); err != nil || len(fails) > 0 {
+				t.Fatalf("apply: %v %v", fails, err)
+			}
+			got := h.query(st, "SELECT id, name, big, flag, email FROM TABLE WHERE id = 9007199254740993")
+			if len(got) != 1 {
+				t.Fatalf("rows = %v", got)
+			}
+			r := got[0]
+			if r[0] != "9007199254740993" || r[1] != `日本語 🚀 "quoted"` || r[2] != "9007199254740993" || r[4] != "NULL" {
+				t.Fatalf("row = %q", r)
+			}
+			if r[3] != "false" && r[3] != "0" {
+				t.Fatalf("false came back as %q", r[3])
+			}
+			sum := "SELECT a + b = 0.3 FROM TABLE WHERE id = 9007199254740993"
+			if dialect == rules.DBSQLite {
+				// SQLite has no exact decimal type: the digits are kept as text.
+				sum = "SELECT a = '0.1' AND b = '0.2' FROM TABLE WHERE id = 9007199254740993"
+			}
+			if s := h.query(st, sum)[0][0]; s != "true" && s != "1" {
+				t.Fatalf("0.1 + 0.2 = 0.3 is %s", s)
+			}
+			if l := h.query(st, "SELECT name FROM TABLE WHERE id = -9223372036854775808"); len(l) != 1 || l[0][0] != big {
+				t.Fatal("1 MiB unicode payload did not round-trip")
+			}
+		})
+	}
+}
+
+func TestBadRowsAreIsolated(t *testing.T) {
+	for dialect, st := range stores(t) {
+		t.Run(dialect, func(t *testing.T) {
+			h := newHarness(t, dialect, st)
+			var ddl string
+			switch dialect {
+			case rules.DBMySQL:
+				ddl = "CREATE UNIQUE INDEX TABLE_email ON TABLE (email)"
+			default:
+				ddl = `CREATE UNIQUE INDEX TABLE_email ON TABLE (email)`
+			}
+			h.query(st, ddl)
+			ops := []Op{
+				h.op(`{"type":"userCreated","payload":{"id":1,"email":"a@x"}}`),
+				h.op(`{"type":"userCreated","payload":{"id":2,"email":"a@x"}}`), // secondary unique index
+				h.op(`{"type":"userCreated","payload":{"id":3,"big":"lots"}}`),  // type mismatch
+				h.op(`{"type":"userCreated","payload":{"id":4,"email":"b@x"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":2,"name":"ghost"}}`), // creates row 2 without the email
+			}
+			res, fails, err := h.sink.Apply(context.Background(), ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fails) != 2 || fails[0].Op.Seq != ops[1].Seq || fails[1].Op.Seq != ops[2].Seq || !errors.Is(fails[0].Err, ErrRejected) {
+				t.Fatalf("failures = %v (result %+v)", fails, res)
+			}
+			t.Logf("dead letters: %v | %v", fails[0].Err, fails[1].Err)
+			if got := h.rows(st, "SELECT id FROM TABLE ORDER BY id"); got != "1|2|4" {
+				t.Fatalf("rows = %s", got)
+			}
+			// Redelivery does not reject them again: their watermark was recorded.
+			res, fails, err = h.sink.Apply(context.Background(), ops)
+			if err != nil || len(fails) != 0 || res.Skipped != 5 {
+				t.Fatalf("redelivery: %+v %v %v", res, fails, err)
+			}
+		})
+	}
+}
