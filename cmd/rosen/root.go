@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -43,6 +44,7 @@ func newRootCommand() *cobra.Command {
 		Short:         "Rosen: a service mesh's brain — Envoy xDS control plane and the services the data path calls",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log format: json, console, or auto (console on a terminal, JSON otherwise)")
@@ -79,7 +81,7 @@ func bindEnv(fs *pflag.FlagSet) error {
 func (g *globalFlags) logger() (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(g.logLevel)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--log-level: %w (use debug, info, warn or error)", err)
 	}
 	format := g.logFormat
 	if format == "auto" {
@@ -101,5 +103,7 @@ func (g *globalFlags) logger() (*zap.Logger, error) {
 		return nil, errors.New("--log-format must be json, console or auto")
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder
 	return cfg.Build()
 }

@@ -78,11 +78,14 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 	if defaultConfig {
 		if _, err := os.Stat(dirs[0]); errors.Is(err, os.ErrNotExist) {
 			// Run from outside the repo: serve the example that is built into the binary.
+			// Written once; later edits there are kept across restarts.
 			dir := filepath.Join(f.dataDir, "examples", "bookinfo")
-			if err := examples.WriteBookinfo(dir); err != nil {
-				return err
+			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+				if err := examples.WriteBookinfo(dir); err != nil {
+					return err
+				}
 			}
-			log.Info("no --config given and examples/bookinfo not found here; serving the built-in example", zap.String("dir", dir))
+			log.Info("no --config given and examples/bookinfo not found here; serving the built-in example from the data folder", zap.String("dir", dir))
 			dirs = []string{dir}
 		}
 	}

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -23,10 +26,12 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show the proxies connected to a running Rosen and what each ACKed or NACKed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			addr := httpAddr
-			if strings.HasPrefix(addr, ":") {
-				addr = "127.0.0.1" + addr
+			if !cmd.Flags().Changed("http-addr") {
+				if v := os.Getenv("ROSEN_HTTP_ADDR"); v != "" {
+					httpAddr = v
+				}
 			}
+			addr := dialAddr(httpAddr)
 			client := &http.Client{Timeout: 10 * time.Second}
 			resp, err := client.Get("http://" + addr + "/debug/syncz")
 			if err != nil {
@@ -47,7 +52,7 @@ func newStatusCommand() *cobra.Command {
 			return printStatus(cmd.OutOrStdout(), body)
 		},
 	}
-	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "Rosen's HTTP address")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "Rosen's HTTP address [ROSEN_HTTP_ADDR]")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw /debug/syncz JSON")
 	return cmd
 }
@@ -55,18 +60,9 @@ func newStatusCommand() *cobra.Command {
 // syncz mirrors the parts of /debug/syncz that the table shows.
 type syncz struct {
 	Config struct {
-		Accepted int `json:"accepted"`
-		Rejected int `json:"rejected"`
-		Errors   []struct {
-			Source struct {
-				File      string `json:"file"`
-				Kind      string `json:"kind"`
-				Namespace string `json:"namespace"`
-				Name      string `json:"name"`
-			} `json:"source"`
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"errors"`
+		Accepted int                `json:"accepted"`
+		Rejected int                `json:"rejected"`
+		Errors   []model.FieldError `json:"errors"`
 	} `json:"config"`
 	XDS struct {
 		Nodes []struct {
@@ -92,7 +88,11 @@ func printStatus(w io.Writer, body []byte) error {
 	}
 	fmt.Fprintf(w, "config: %d accepted, %d rejected\n", s.Config.Accepted, s.Config.Rejected)
 	for _, e := range s.Config.Errors {
-		fmt.Fprintf(w, "  REJECTED %s: %s %s/%s: %s: %s\n", e.Source.File, e.Source.Kind, e.Source.Namespace, e.Source.Name, e.Field, e.Message)
+		fmt.Fprintf(w, "  REJECTED %s\n", e.Error())
+	}
+	if len(s.XDS.Nodes) == 0 {
+		fmt.Fprintln(w, "no proxies connected")
+		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tKIND\tCONNECTED\tTYPE\tSENT\tACKED\tLAST NACK")
@@ -120,4 +120,17 @@ func printStatus(w io.Writer, body []byte) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// dialAddr turns a listen address (":8080", "http://host:port/") into host:port to dial.
+func dialAddr(addr string) string {
+	addr = strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
+	addr = strings.TrimSuffix(addr, "/")
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	if strings.HasPrefix(addr, "0.0.0.0:") {
+		addr = "127.0.0.1" + strings.TrimPrefix(addr, "0.0.0.0")
+	}
+	return addr
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,12 +16,16 @@ import (
 
 func newValidateCommand(_ *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate DIR...",
+		Use:   "validate [DIR...]",
 		Short: "Check configuration folders exactly as serve would; exit 1 with every error on failure",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Check configuration folders (or files) exactly as serve would: parse, build
+the mesh, translate for every gateway and proxy kind, and validate every
+generated Envoy resource. Folders may be given as arguments or comma-separated
+(as serve's --config); with none, ROSEN_CONFIG or examples/bookinfo.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = splitDirs(args)
 			out := cmd.OutOrStdout()
-			mesh, err := checkConfig(args)
+			mesh, skipped, err := checkConfig(args)
 			if err != nil {
 				errs := model.AsFieldErrors(err)
 				for _, fe := range errs {
@@ -27,8 +33,15 @@ func newValidateCommand(_ *globalFlags) *cobra.Command {
 				}
 				return &exitError{code: 1, err: fmt.Errorf("%d error(s) in %v", len(errs), args)}
 			}
-			fmt.Fprintf(out, "ok: %d services, %d gateways, %d virtual services\n",
-				len(mesh.Services), len(mesh.Gateways), len(mesh.VirtualServices))
+			subsets := 0
+			for _, svc := range mesh.Services {
+				subsets += len(svc.Subsets)
+			}
+			fmt.Fprintf(out, "ok: %s: %d service(s), %d subset(s), %d gateway(s), %d virtual service(s), %d secret(s)\n",
+				strings.Join(args, ","), len(mesh.Services), subsets, len(mesh.Gateways), len(mesh.VirtualServices), len(mesh.Secrets))
+			for _, o := range skipped {
+				fmt.Fprintf(out, "skipped %s: %s %s/%s (nothing for the mesh to read)\n", o.File, o.Kind, o.Namespace, o.Name)
+			}
 			return nil
 		},
 	}
@@ -36,20 +49,39 @@ func newValidateCommand(_ *globalFlags) *cobra.Command {
 
 // checkConfig runs the whole gate: parse, build the model, translate for every
 // gateway and proxy kind, and validate every generated resource.
-func checkConfig(dirs []string) (*model.Mesh, error) {
+func checkConfig(dirs []string) (*model.Mesh, []*config.Object, error) {
 	set, err := config.LoadDirs(dirs...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mesh, err := istio.Build(set)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if mesh == nil {
-		return nil, errors.New("no configuration")
+		return nil, nil, errors.New("no configuration")
 	}
 	if err := validate.Mesh(mesh); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return mesh, nil
+	return mesh, set.Skipped, nil
+}
+
+// splitDirs accepts "a b" and "a,b" alike; no argument means serve's default.
+func splitDirs(args []string) []string {
+	var out []string
+	for _, a := range args {
+		for _, d := range strings.Split(a, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				out = append(out, d)
+			}
+		}
+	}
+	if len(out) == 0 {
+		if v := os.Getenv("ROSEN_CONFIG"); v != "" {
+			return splitDirs([]string{v})
+		}
+		out = []string{"examples/bookinfo"}
+	}
+	return out
 }

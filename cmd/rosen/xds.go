@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +38,12 @@ func newXDSDumpCommand() *cobra.Command {
   rosen xds dump --node my-grpc-client --delta`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("server") {
+				if v := os.Getenv("ROSEN_GRPC_ADDR"); v != "" {
+					server = v
+				}
+			}
+			server = dialAddr(server)
 			lbls, err := parseLabels(labels)
 			if err != nil {
 				return err
@@ -63,7 +70,7 @@ func newXDSDumpCommand() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&server, "server", "127.0.0.1:15010", "Rosen's gRPC address")
+	fs.StringVar(&server, "server", "127.0.0.1:15010", "Rosen's gRPC address [ROSEN_GRPC_ADDR]")
 	fs.StringVar(&node, "node", "", "xDS node id (router~…, sidecar~…, or a plain id for a proxyless gRPC client)")
 	fs.StringVar(&labels, "labels", "", "node metadata LABELS as k=v,k=v (matched by Gateway selectors)")
 	fs.StringVar(&namespace, "namespace", "", "node metadata NAMESPACE (defaults to the namespace in the node id)")

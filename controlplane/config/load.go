@@ -63,7 +63,12 @@ func NewSet(objs []*Object) (*Set, model.Errors) {
 	})
 	var errs model.Errors
 	out := sorted[:0:0]
+	var skipped []*Object
 	for i, o := range sorted {
+		if o.Skipped {
+			skipped = append(skipped, o)
+			continue
+		}
 		if i > 0 {
 			p := sorted[i-1]
 			if p.Kind == o.Kind && p.Namespace == o.Namespace && p.Name == o.Name {
@@ -73,7 +78,7 @@ func NewSet(objs []*Object) (*Set, model.Errors) {
 		}
 		out = append(out, o)
 	}
-	return &Set{Objects: out}, errs
+	return &Set{Objects: out, Skipped: skipped}, errs
 }
 
 // ListFiles returns the YAML files LoadDirs reads, sorted and de-duplicated.

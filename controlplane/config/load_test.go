@@ -61,3 +61,78 @@ func TestLoadDirsMissing(t *testing.T) {
 		t.Error("no error for a missing folder")
 	}
 }
+
+func TestWorkloadKindsAreSkippedNotRejected(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reviews-v1
+spec:
+  anything: goes
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: bookinfo-reviews
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+spec:
+  ports:
+  - port: 9080
+    name: http
+---
+apiVersion: example.com/v1
+kind: Deployment
+metadata:
+  name: not-the-real-one
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDirs(dir)
+	if err == nil || !strings.Contains(err.Error(), `unknown kind "Deployment" (apiVersion "example.com/v1")`) {
+		t.Fatalf("a Deployment of an unknown group must stay an error, got %v", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "app.yaml"))
+	cut := strings.Index(string(data), "---\napiVersion: example.com/v1")
+	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), data[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadDirs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Objects) != 1 || set.Objects[0].Kind != KindService {
+		t.Fatalf("objects: %+v", set.Objects)
+	}
+	if len(set.Skipped) != 2 || set.Skipped[0].Kind != "Deployment" || set.Skipped[1].Kind != "ServiceAccount" {
+		t.Fatalf("skipped: %+v", set.Skipped)
+	}
+}
+
+// Istio's bookinfo.yaml (Services, ServiceAccounts, Deployments) loads as is.
+func TestIstioBookinfoPlatformFileLoads(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "samples", "istio-bookinfo", "bookinfo.yaml")
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("samples missing under CI: %v", err)
+		}
+		t.Skip(err)
+	}
+	set, err := LoadDirs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := 0
+	for _, o := range set.Objects {
+		if o.Kind == KindService {
+			services++
+		}
+	}
+	if services != 4 || len(set.Skipped) == 0 {
+		t.Fatalf("services %d, skipped %d", services, len(set.Skipped))
+	}
+}

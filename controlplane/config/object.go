@@ -24,6 +24,10 @@ type Object struct {
 	// *networking.WorkloadEntry (istio.io/api/networking/v1alpha3), or the whole
 	// *corev1.Service, *discoveryv1.EndpointSlice, *corev1.Secret.
 	Spec any
+	// Skipped is set for well-known Kubernetes kinds that carry nothing for
+	// the mesh (Deployment, ServiceAccount, …); Spec is nil and NewSet moves
+	// them to Set.Skipped.
+	Skipped bool
 }
 
 // Source returns the provenance used in error messages. Its File is
@@ -41,4 +45,6 @@ func (o *Object) Source() model.Source {
 // (by kind, namespace, name).
 type Set struct {
 	Objects []*Object
+	// Skipped lists documents of well-known kinds that Rosen does not read.
+	Skipped []*Object
 }

@@ -153,6 +153,11 @@ func (o *Object) decode(d document) model.Errors {
 			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want %s)", o.APIVersion, o.Kind, want))
 		}
 		errs = append(errs, parseKube(o, js)...)
+	case skippedKinds[o.APIVersion+" "+o.Kind]:
+		// A workload or RBAC object beside the mesh config (Istio's own
+		// samples mix them): nothing for the mesh to read, so it is skipped,
+		// and counted so the user is told.
+		o.Skipped = true
 	default:
 		return append(errs, model.Errorf(o.Source(), "kind", "unknown kind %q (apiVersion %q); supported: %s", o.Kind, o.APIVersion, supportedKinds()))
 	}
@@ -324,4 +329,16 @@ func splitPath(p string) (parent, key string) {
 		return "", p
 	}
 	return p[:i], p[i+1:]
+}
+
+// skippedKinds are well-known Kubernetes kinds that often sit in the same files
+// as mesh config (Istio's bookinfo.yaml has Deployments and ServiceAccounts)
+// but carry nothing Rosen reads. Any other unknown kind is an error.
+var skippedKinds = map[string]bool{
+	"apps/v1 Deployment": true, "apps/v1 StatefulSet": true, "apps/v1 DaemonSet": true, "apps/v1 ReplicaSet": true,
+	"v1 ServiceAccount": true, "v1 ConfigMap": true, "v1 Namespace": true, "v1 Pod": true,
+	"batch/v1 Job": true, "batch/v1 CronJob": true,
+	"rbac.authorization.k8s.io/v1 Role": true, "rbac.authorization.k8s.io/v1 RoleBinding": true,
+	"rbac.authorization.k8s.io/v1 ClusterRole": true, "rbac.authorization.k8s.io/v1 ClusterRoleBinding": true,
+	"autoscaling/v2 HorizontalPodAutoscaler": true, "policy/v1 PodDisruptionBudget": true,
 }

@@ -129,6 +129,9 @@ func (r *Runner) ConfigErrors() []*model.FieldError {
 func (r *Runner) Syncz() any {
 	r.mu.Lock()
 	errs := model.AsFieldErrors(r.lastErr)
+	if errs == nil {
+		errs = []*model.FieldError{}
+	}
 	doc := map[string]any{
 		"config": map[string]any{
 			"accepted":  r.applied,
@@ -138,9 +141,6 @@ func (r *Runner) Syncz() any {
 		},
 	}
 	r.mu.Unlock()
-	if doc["config"].(map[string]any)["errors"] == nil {
-		doc["config"].(map[string]any)["errors"] = []*model.FieldError{}
-	}
 	doc["xds"] = r.pub.Status()
 	return doc
 }

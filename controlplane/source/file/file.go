@@ -111,11 +111,12 @@ func (s *Source) Run(ctx context.Context, onChange func(*config.Set, error)) err
 func (s *Source) load(onChange func(*config.Set, error)) {
 	set, err := config.LoadDirs(s.dirs...)
 	if err != nil {
-		s.log.Warn("config rejected", zap.Strings("dirs", s.dirs), zap.Error(err))
+		// The consumer reports each error (file, resource, field) once.
+		s.log.Debug("config load failed", zap.Strings("dirs", s.dirs), zap.Error(err))
 		onChange(nil, err)
 		return
 	}
-	s.log.Info("config loaded", zap.Strings("dirs", s.dirs), zap.Int("objects", len(set.Objects)))
+	s.log.Info("config loaded", zap.Strings("dirs", s.dirs), zap.Int("objects", len(set.Objects)), zap.Int("skipped", len(set.Skipped)))
 	onChange(set, nil)
 }
 
