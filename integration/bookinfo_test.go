@@ -166,7 +166,7 @@ spec:
     route:
     - destination:
         host: ratings
-`, "bad-regex.yaml:1: spec.http[0].match[0].uri.regex"},
+`, "bad-regex.yaml:10: spec.http[0].match[0].uri.regex"},
 		{"unknown field", "typo.yaml", `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -177,7 +177,7 @@ spec:
   - route:
     - destination:
         host: details
-`, "typo.yaml:1: spec: unknown field \"htp\""},
+`, "typo.yaml:7: spec: unknown field \"htp\""},
 		{"dangling subset", "dangling.yaml", `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -189,7 +189,7 @@ spec:
     - destination:
         host: details
         subset: v9
-`, "dangling.yaml:1: spec.http[0].route[0].destination.subset"},
+`, "dangling.yaml:11: spec.http[0].route[0].destination.subset"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,7 +56,7 @@ func checkConfig(dirs []string) (*model.Mesh, []*config.Object, error) {
 	}
 	mesh, err := istio.Build(set)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, set.Locate(err)
 	}
 	if mesh == nil {
 		return nil, nil, errors.New("no configuration")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/rosenmesh/rosen/controlplane/model"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,47 @@ func TestIstioBookinfoPlatformFileLoads(t *testing.T) {
 	}
 	if services != 4 || len(set.Skipped) == 0 {
 		t.Fatalf("services %d, skipped %d", services, len(set.Skipped))
+	}
+}
+
+func TestLocatePointsAtTheFieldLine(t *testing.T) {
+	objs, err := ParseYAML("vs.yaml", []byte(`# comment
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination:
+        host: reviews
+  - match:
+    - uri:
+        regex: "(["
+    route:
+    - destination:
+        host: reviews
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := NewSet(objs)
+	fe := model.Errorf(objs[0].Source(), "spec.http[1].match[0].uri.regex", "bad")
+	set.Locate(model.Errors{fe})
+	if fe.Source.File != "vs.yaml:14" {
+		t.Fatalf("located at %s, want vs.yaml:14", fe.Source.File)
+	}
+	// A path that does not exist stops at its deepest existing ancestor.
+	fe = model.Errorf(objs[0].Source(), "spec.http[1].route[0].destination.subset", "bad")
+	set.Locate(fe)
+	if fe.Source.File != "vs.yaml:16" {
+		t.Fatalf("located at %s, want vs.yaml:16", fe.Source.File)
+	}
+	// Errors of other files are left alone.
+	other := model.Errorf(model.Source{File: "other.yaml:1"}, "spec", "x")
+	set.Locate(other)
+	if other.Source.File != "other.yaml:1" {
+		t.Fatal(other.Source.File)
 	}
 }

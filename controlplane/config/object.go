@@ -28,6 +28,11 @@ type Object struct {
 	// the mesh (Deployment, ServiceAccount, …); Spec is nil and NewSet moves
 	// them to Set.Skipped.
 	Skipped bool
+
+	// text and firstLine are the document's YAML, kept to point errors at
+	// the line of the field they are about.
+	text      []byte
+	firstLine int
 }
 
 // Source returns the provenance used in error messages. Its File is

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -94,8 +95,14 @@ func ParseYAML(file string, data []byte) ([]*Object, error) {
 var yamlLine = regexp.MustCompile(`line (\d+):\s*`)
 
 func parseDocument(file string, d document) (*Object, model.Errors) {
-	o := &Object{File: file, Line: d.line}
+	o := &Object{File: file, Line: d.line, text: d.text, firstLine: d.firstLine}
 	if errs := o.decode(d); len(errs) > 0 {
+		for _, e := range errs {
+			var fe *model.FieldError
+			if errors.As(e, &fe) && fe.Source.File == o.Source().File {
+				o.locate(fe)
+			}
+		}
 		return nil, errs
 	}
 	return o, nil

@@ -76,26 +76,26 @@ func TestParseYAMLErrors(t *testing.T) {
 		want      []string
 	}{
 		{"unknown spec field", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  htp: []\n",
-			[]string{`f.yaml:1: VirtualService default/reviews: spec: unknown field "htp"`}},
+			[]string{`f.yaml:6: VirtualService default/reviews: spec: unknown field "htp"`}},
 		{"nested unknown fields, all reported", "\n\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: a, hots: b}}]\n    retrys: {}\n",
 			[]string{
-				`f.yaml:3: VirtualService default/r: spec.http[0]: unknown field "retrys"`,
-				`f.yaml:3: VirtualService default/r: spec.http[0].route[0].destination: unknown field "hots"`,
+				`f.yaml:10: VirtualService default/r: spec.http[0]: unknown field "retrys"`,
+				`f.yaml:9: VirtualService default/r: spec.http[0].route[0].destination: unknown field "hots"`,
 			}},
 		{"unknown metadata field", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, nmespace: x}\nspec: {}\n",
-			[]string{`f.yaml:1: Gateway default/g: metadata: unknown field "nmespace"`}},
+			[]string{`f.yaml:3: Gateway default/g: metadata: unknown field "nmespace"`}},
 		{"unknown kind", "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: d}\n",
-			[]string{`f.yaml:1: Deployment default/d: kind: unknown kind "Deployment" (apiVersion "apps/v2"); supported: DestinationRule, EndpointSlice, Gateway, Secret, Service, ServiceEntry, VirtualService, WorkloadEntry`}},
+			[]string{`f.yaml:2: Deployment default/d: kind: unknown kind "Deployment" (apiVersion "apps/v2"); supported: DestinationRule, EndpointSlice, Gateway, Secret, Service, ServiceEntry, VirtualService, WorkloadEntry`}},
 		{"wrong apiVersion", "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
 			[]string{`f.yaml:1: Gateway default/g: apiVersion: unsupported apiVersion "networking.istio.io/v2" for Gateway (want networking.istio.io/v1, v1beta1 or v1alpha3)`}},
 		{"missing name", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {ports: [{port: 80}]}\n",
-			[]string{`f.yaml:1: Service x/: metadata.name: required`}},
+			[]string{`f.yaml:3: Service x/: metadata.name: required`}},
 		{"bad enum", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hosts: [a.b.c], resolution: MAGIC}\n",
-			[]string{`f.yaml:1: ServiceEntry default/s: spec: invalid value for enum field resolution: "MAGIC"`}},
+			[]string{`f.yaml:4: ServiceEntry default/s: spec: invalid value for enum field resolution: "MAGIC"`}},
 		{"kube unknown field", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - port: 80\n    prot: 1\n",
-			[]string{`f.yaml:1: Service default/s: spec.ports[0]: unknown field "prot"`}},
+			[]string{`f.yaml:7: Service default/s: spec.ports[0]: unknown field "prot"`}},
 		{"secret without key", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata: {tls.crt: Y2VydA==}\n",
-			[]string{`f.yaml:1: Secret default/s: data.tls.key: required (in data, base64, or stringData)`}},
+			[]string{`f.yaml:5: Secret default/s: data.tls.key: required (in data, base64, or stringData)`}},
 		{"malformed yaml in second doc", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n# c\napiVersion: v1\nkind: [\n",
 			[]string{`f.yaml:8: invalid YAML: did not find expected node content`}},
 		{"duplicate key", "apiVersion: v1\nkind: Service\nkind: Service\nmetadata: {name: s}\n",
@@ -189,7 +189,7 @@ spec:
     - destination:
         host: d
 `))
-	want := `d.yaml:1: VirtualService default/d: spec.http[0].timeout: invalid duration "soon" (use a number with a unit: 100ms, 5s, 1m, 2h)`
+	want := `d.yaml:8: VirtualService default/d: spec.http[0].timeout: invalid duration "soon" (use a number with a unit: 100ms, 5s, 1m, 2h)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

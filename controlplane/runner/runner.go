@@ -106,7 +106,7 @@ func (r *Runner) Apply(set *config.Set, err error) {
 func (r *Runner) apply(set *config.Set) error {
 	mesh, err := istio.Build(set)
 	if err != nil {
-		return err
+		return set.Locate(err)
 	}
 	if err := validate.Mesh(mesh); err != nil {
 		return err
