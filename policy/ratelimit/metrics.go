@@ -1,0 +1,29 @@
+package ratelimit
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	decisions *prometheus.CounterVec // result: ok, over_limit, shadow_over_limit, bad_request, error
+	latency   prometheus.Histogram
+	reloads   *prometheus.CounterVec // result: ok, error
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rosen_ratelimit_decisions_total", Help: "ShouldRateLimit answers by result.",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rosen_ratelimit_decision_seconds",
+			Help:    "ShouldRateLimit whole-handler latency.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .01, .1},
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rosen_ratelimit_config_reloads_total", Help: "Rate-limit config reloads by result.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.latency, m.reloads)
+	}
+	return m
+}

@@ -1,0 +1,214 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// ErrBadRequest is a ShouldRateLimit request without a domain or descriptors.
+var ErrBadRequest = errors.New("ratelimit: bad request")
+
+// Options configure a Service.
+type Options struct {
+	Log      *zap.Logger
+	Registry prometheus.Registerer
+	Counters Counters // default: NewMemory()
+	// KeyPrefix starts every counter key (default "rosen-rl|").
+	KeyPrefix string
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// Headers adds x-ratelimit-limit/-remaining/-reset to every answer.
+	Headers bool
+}
+
+// Service answers ShouldRateLimit.
+type Service struct {
+	rlsv3.UnimplementedRateLimitServiceServer
+	log     *zap.Logger
+	opts    Options
+	config  atomic.Pointer[Config]
+	metrics *metrics
+}
+
+// New returns a Service with an empty configuration (nothing is limited).
+func New(opts Options) *Service {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Counters == nil {
+		opts.Counters = NewMemory()
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "rosen-rl|"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{log: opts.Log.Named("ratelimit"), opts: opts, metrics: newMetrics(opts.Registry)}
+	empty, _ := NewConfig()
+	s.config.Store(empty)
+	return s
+}
+
+// Register adds the RateLimitService to a gRPC server.
+func (s *Service) Register(g *grpc.Server) { rlsv3.RegisterRateLimitServiceServer(g, s) }
+
+// SetConfig puts a configuration in force.
+func (s *Service) SetConfig(c *Config) { s.config.Store(c) }
+
+// Config returns the configuration in force.
+func (s *Service) Config() *Config { return s.config.Load() }
+
+// ShouldRateLimit decides one request. Only a malformed request or a failed
+// counter store is a gRPC error.
+func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
+	start := time.Now()
+	resp, result, err := s.decide(ctx, req)
+	s.metrics.decisions.WithLabelValues(result).Inc()
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if errors.Is(err, ErrBadRequest) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		s.log.Warn("rate limit counters failed", zap.Error(err))
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return resp, nil
+}
+
+func (s *Service) decide(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, string, error) {
+	if req.GetDomain() == "" {
+		return nil, "bad_request", fmt.Errorf("%w: domain is required", ErrBadRequest)
+	}
+	if len(req.GetDescriptors()) == 0 {
+		return nil, "bad_request", fmt.Errorf("%w: no descriptors", ErrBadRequest)
+	}
+	descs := make([][]Entry, len(req.GetDescriptors()))
+	for i, d := range req.GetDescriptors() {
+		if len(d.GetEntries()) == 0 {
+			return nil, "bad_request", fmt.Errorf("%w: descriptor %d has no entries", ErrBadRequest, i)
+		}
+		for _, e := range d.GetEntries() {
+			descs[i] = append(descs[i], Entry{Key: e.GetKey(), Value: e.GetValue()})
+		}
+	}
+	now := s.opts.Now()
+	limits := s.config.Load().limits(req.GetDomain(), descs)
+
+	statuses := make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(descs))
+	var hits []Hit
+	var hitIdx []int
+	for i, l := range limits {
+		st := &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		statuses[i] = st
+		if l == nil || l.unlimited {
+			continue
+		}
+		win := unitSeconds[l.unit]
+		startSec := now.Unix() / win * win
+		reset := time.Unix(startSec+win, 0).Sub(now)
+		st.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{Name: l.name, RequestsPerUnit: l.perUnit, Unit: protoUnit(l.unit)}
+		st.DurationUntilReset = durationpb.New(reset)
+		addend := uint64(req.GetHitsAddend())
+		if a := req.GetDescriptors()[i].GetHitsAddend(); a != nil {
+			addend = a.GetValue()
+		}
+		if addend == 0 {
+			addend = 1
+		}
+		hits = append(hits, Hit{
+			Key:  counterKey(s.opts.KeyPrefix, req.GetDomain(), descs[i], l.unit, startSec),
+			Hits: addend, Limit: uint64(l.perUnit), Enforce: !l.shadow, TTL: reset + time.Second,
+		})
+		hitIdx = append(hitIdx, i)
+	}
+	resp := &rlsv3.RateLimitResponse{OverallCode: rlsv3.RateLimitResponse_OK, Statuses: statuses}
+	if len(hits) == 0 {
+		return resp, "ok", nil
+	}
+	counts, over, err := s.opts.Counters.Apply(ctx, now, hits)
+	if err != nil {
+		return nil, "error", err
+	}
+	result := "ok"
+	for k, i := range hitIdx {
+		h, st := hits[k], statuses[i]
+		after := counts[k]
+		if over {
+			after += h.Hits // what the count would have been
+		}
+		if after > h.Limit {
+			if h.Enforce {
+				st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
+				resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+				result = "over_limit"
+			} else if result == "ok" {
+				result = "shadow_over_limit"
+				s.log.Debug("shadow limit exceeded", zap.String("domain", req.GetDomain()), zap.String("descriptor", limits[i].path))
+			}
+		}
+		if counts[k] < h.Limit {
+			st.LimitRemaining = uint32(h.Limit - counts[k])
+		}
+	}
+	if s.opts.Headers {
+		resp.ResponseHeadersToAdd = rateLimitHeaders(statuses)
+	}
+	return resp, result, nil
+}
+
+// rateLimitHeaders reports the status closest to its limit, as
+// envoyproxy/ratelimit does: X-RateLimit-Limit "N, N;w=<window seconds>",
+// X-RateLimit-Remaining, X-RateLimit-Reset (seconds).
+func rateLimitHeaders(sts []*rlsv3.RateLimitResponse_DescriptorStatus) []*corev3.HeaderValue {
+	var best *rlsv3.RateLimitResponse_DescriptorStatus
+	for _, st := range sts {
+		if st.GetCurrentLimit() == nil {
+			continue
+		}
+		if best == nil || st.GetLimitRemaining() < best.GetLimitRemaining() {
+			best = st
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	n := strconv.FormatUint(uint64(best.GetCurrentLimit().GetRequestsPerUnit()), 10)
+	win := unitSeconds[unitOf(best.GetCurrentLimit().GetUnit())]
+	return []*corev3.HeaderValue{
+		{Key: "x-ratelimit-limit", Value: n + ", " + n + ";w=" + strconv.FormatInt(win, 10)},
+		{Key: "x-ratelimit-remaining", Value: strconv.FormatUint(uint64(best.GetLimitRemaining()), 10)},
+		{Key: "x-ratelimit-reset", Value: strconv.FormatInt(int64((best.GetDurationUntilReset().AsDuration()+time.Second-1)/time.Second), 10)},
+	}
+}
+
+var protoUnits = map[Unit]rlsv3.RateLimitResponse_RateLimit_Unit{
+	"second": rlsv3.RateLimitResponse_RateLimit_SECOND, "minute": rlsv3.RateLimitResponse_RateLimit_MINUTE,
+	"hour": rlsv3.RateLimitResponse_RateLimit_HOUR, "day": rlsv3.RateLimitResponse_RateLimit_DAY,
+	"week": rlsv3.RateLimitResponse_RateLimit_WEEK, "month": rlsv3.RateLimitResponse_RateLimit_MONTH,
+	"year": rlsv3.RateLimitResponse_RateLimit_YEAR,
+}
+
+func protoUnit(u Unit) rlsv3.RateLimitResponse_RateLimit_Unit { return protoUnits[u] }
+
+func unitOf(p rlsv3.RateLimitResponse_RateLimit_Unit) Unit {
+	for u, v := range protoUnits {
+		if v == p {
+			return u
+		}
+	}
+	return "second"
+}
