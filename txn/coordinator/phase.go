@@ -1,0 +1,242 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/txn/store"
+)
+
+// launch runs phase two of t in the background (tracked, so Close waits for
+// it). At most one round per transaction runs in this process at a time; a
+// launch while one runs makes that round run once more with fresh state.
+func (c *Coordinator) launch(t *store.Txn) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return // the lease runs out and another replica (or our restart) takes it
+	}
+	if _, running := c.running[t.ID]; running {
+		c.running[t.ID] = true
+		c.mu.Unlock()
+		return
+	}
+	c.running[t.ID] = false
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		for {
+			c.round(c.base, t)
+			c.mu.Lock()
+			again := c.running[t.ID]
+			if !again || c.closed {
+				delete(c.running, t.ID)
+				c.mu.Unlock()
+				break
+			}
+			c.running[t.ID] = false
+			c.mu.Unlock()
+			fresh, err := c.opts.Store.Get(c.base, t.ID)
+			if err != nil {
+				c.mu.Lock()
+				delete(c.running, t.ID)
+				c.mu.Unlock()
+				break
+			}
+			t = fresh
+		}
+		c.notify(t.ID)
+	}()
+}
+
+// round calls every unfinished branch once and records the outcome: the final
+// state, a later retry with backoff, or stuck (with an alert).
+func (c *Coordinator) round(ctx context.Context, t *store.Txn) {
+	log := c.log.With(zap.String("txn", t.ID))
+	if t.State == store.Trying {
+		// Claimed because its deadline passed: abort it (unless a commit won the race).
+		now := c.opts.Now().UTC()
+		nt, err := c.opts.Store.Transition(ctx, t.ID, store.Transition{From: []store.State{store.Trying}, To: store.Cancelling,
+			Now: now, AfterDeadline: true, Reason: fmt.Sprintf("timed out after %s", t.Deadline.Sub(t.CreatedAt).Round(time.Millisecond)),
+			Owner: c.opts.Owner, LeaseUntil: now.Add(c.opts.Lease), NextDue: now})
+		switch {
+		case err == nil:
+			c.m.transitions.WithLabelValues(string(store.Cancelling)).Inc()
+			log.Info("transaction timed out: cancelling")
+		case errors.Is(err, store.ErrState) && nt != nil:
+			// A commit or abort got there first; carry on with what it decided if it is ours.
+		default:
+			log.Warn("timeout abort not recorded; retried after the lease", zap.Error(err))
+			return
+		}
+		t = nt
+	}
+	if t.Owner != c.opts.Owner {
+		return // another replica holds it now
+	}
+	phase, done := PhaseConfirm, store.BranchConfirmed
+	if t.State == store.Cancelling {
+		phase, done = PhaseCancel, store.BranchCancelled
+	} else if t.State != store.Confirming {
+		return
+	}
+
+	branches := make([]store.Branch, len(t.Branches))
+	copy(branches, t.Branches)
+	outcomes := make([]Outcome, len(branches))
+	var wg sync.WaitGroup
+	for i := range branches {
+		if branches[i].State == done {
+			outcomes[i] = Outcome{Result: Done}
+			continue
+		}
+		wg.Go(func() {
+			outcomes[i] = c.opts.Caller.Call(ctx, t, &branches[i], phase)
+			c.m.calls.WithLabelValues(phase, outcomes[i].Result.String()).Inc()
+		})
+	}
+	wg.Wait()
+
+	now := c.opts.Now().UTC()
+	p := store.Progress{Owner: c.opts.Owner, From: t.State, To: t.State, Now: now, Attempts: t.Attempts + 1}
+	var failed, retry []string
+	for i := range branches {
+		b := &branches[i]
+		if b.State == done {
+			continue
+		}
+		o := outcomes[i]
+		b.Attempts++
+		b.LastError = o.Detail
+		switch o.Result {
+		case Done:
+			b.State, b.LastError = done, ""
+		case Failed:
+			b.State = store.BranchFailed
+			failed = append(failed, b.ID+": "+o.Detail)
+		case Retry:
+			retry = append(retry, b.ID+": "+o.Detail)
+		}
+		p.Branches = append(p.Branches, *b)
+	}
+	switch {
+	case len(failed) > 0:
+		p.To, p.LastError = store.Stuck, "failed for good: "+strings.Join(failed, "; ")
+	case len(retry) == 0:
+		p.To = store.Committed
+		if t.State == store.Cancelling {
+			p.To = store.Aborted
+		}
+	case p.Attempts >= t.Policy.Limit:
+		p.To, p.LastError = store.Stuck, fmt.Sprintf("gave up after %d attempts: %s", p.Attempts, strings.Join(retry, "; "))
+	default:
+		p.LastError = strings.Join(retry, "; ")
+		p.NextDue = now.Add(backoff(t.Policy, p.Attempts))
+	}
+	if err := c.opts.Store.SaveProgress(ctx, t.ID, p); err != nil {
+		c.m.storeErrors(err)
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Warn("another coordinator took this transaction over; its outcome stands", zap.Error(err))
+		} else {
+			// Nothing is lost: the lease runs out and the round is run again (participants are idempotent).
+			log.Error("phase-two outcome not recorded; will be retried after the lease", zap.Error(err))
+		}
+		return
+	}
+	c.m.transitions.WithLabelValues(string(p.To)).Inc()
+	switch p.To {
+	case store.Committed, store.Aborted:
+		c.m.duration.WithLabelValues(string(p.To)).Observe(now.Sub(t.CreatedAt).Seconds())
+	case store.Stuck:
+		t.Attempts, t.LastError, t.Branches = p.Attempts, p.LastError, mergeBranches(t.Branches, p.Branches)
+		c.alert.stuck(ctx, t, phase)
+	default:
+		log.Debug("phase two will be retried", zap.String("phase", phase), zap.Int("attempt", p.Attempts),
+			zap.Time("next", p.NextDue), zap.String("error", p.LastError))
+	}
+}
+
+func mergeBranches(all, changed []store.Branch) []store.Branch {
+	out := make([]store.Branch, len(all))
+	copy(out, all)
+	for _, b := range changed {
+		for i := range out {
+			if out[i].ID == b.ID {
+				out[i] = b
+			}
+		}
+	}
+	return out
+}
+
+// backoff is Initial·2^(attempt-1), capped at Max, with ±20 % jitter so that
+// many transactions failing together do not retry in lockstep.
+func backoff(p store.Policy, attempt int) time.Duration {
+	d := p.Initial
+	for i := 1; i < attempt && d < p.Max; i++ {
+		d *= 2
+	}
+	d = min(d, p.Max)
+	jitter := time.Duration(float64(d) * 0.2 * (2*rand.Float64() - 1))
+	return max(d+jitter, time.Millisecond)
+}
+
+// Run claims due work (timed-out transactions, phase-two retries, work left by
+// a replica that died) until ctx is done, then stops every round in flight.
+func (c *Coordinator) Run(ctx context.Context) error {
+	defer c.Close()
+	tick := time.NewTicker(c.opts.Poll)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		now := c.opts.Now().UTC()
+		ids, err := c.opts.Store.ClaimDue(ctx, c.opts.Owner, now, now.Add(c.opts.Lease), c.opts.Batch)
+		if err != nil {
+			c.m.storeErrors(err)
+			if !failing && ctx.Err() == nil {
+				c.log.Error("cannot claim due work; retrying", zap.Error(err))
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			c.log.Info("store answers again")
+			failing = false
+		}
+		for _, id := range ids {
+			t, err := c.opts.Store.Get(ctx, id)
+			if err != nil {
+				c.m.storeErrors(err)
+				continue
+			}
+			c.launch(t)
+		}
+	}
+}
+
+// Close stops rounds in flight and waits for them; leased work is taken over
+// by another replica (or this one after a restart) when the lease runs out.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	if hc, ok := c.opts.Caller.(*HTTPCaller); ok {
+		hc.CloseIdle()
+	}
+	c.alert.close()
+}
