@@ -24,7 +24,9 @@ func TestTwoHundredWithFailureIsNotSuccess(t *testing.T) {
 	stores(t, func(t *testing.T, s store.Store) {
 		c, _ := start(t, s, nil)
 		ctx := context.Background()
-		failure := newParticipant(t, func(call, int) (int, string) { return http.StatusOK, `{"dtm_result":"FAILURE","message":"insufficient funds"}` })
+		failure := newParticipant(t, func(call, int) (int, string) {
+			return http.StatusOK, `{"dtm_result":"FAILURE","message":"insufficient funds"}`
+		})
 		errText := newParticipant(t, func(_ call, n int) (int, string) {
 			if n < 2 {
 				return http.StatusOK, `{"error":"db locked"}`

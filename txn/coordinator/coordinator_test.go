@@ -120,4 +120,3 @@ func TestTimeoutAbortsByTheCoordinator(t *testing.T) {
 		}
 	})
 }
-
