@@ -1,0 +1,237 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/txn/coordinator"
+	"github.com/rosenmesh/rosen/txn/store"
+)
+
+// Coordinator is what the handlers need.
+type Coordinator interface {
+	Begin(ctx context.Context, r coordinator.BeginRequest) (*store.Txn, error)
+	Register(ctx context.Context, txnID string, b store.Branch) error
+	Commit(ctx context.Context, id string, wait time.Duration) (*store.Txn, error)
+	Abort(ctx context.Context, id, reason string, wait time.Duration) (*store.Txn, error)
+	Retry(ctx context.Context, id string, wait time.Duration) (*store.Txn, error)
+	Get(ctx context.Context, id string) (*store.Txn, error)
+	List(ctx context.Context, f store.Filter) ([]*store.Txn, error)
+}
+
+// Paths the handler serves (mount both).
+const (
+	Prefix      = "/api/txn"
+	TwistPrefix = "/api/transactions"
+)
+
+// maxWait bounds ?wait= so a request cannot hold a connection for ever.
+const maxWait = 5 * time.Minute
+
+// New returns the HTTP handler for both APIs.
+func New(c Coordinator, log *zap.Logger) http.Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h := &handler{c: c, log: log.Named("txn.rest")}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.BodyLimit("2M"))
+	e.HTTPErrorHandler = h.errorHandler
+	g := e.Group(Prefix + "/transactions")
+	g.GET("", h.list)
+	g.POST("", h.begin)
+	g.GET("/:id", h.get)
+	g.POST("/:id/branches", h.register)
+	g.POST("/:id/commit", h.commit)
+	g.POST("/:id/abort", h.abort)
+	g.POST("/:id/retry", h.retry)
+	tw := e.Group(TwistPrefix)
+	tw.POST("", h.twistCreate)
+	tw.PUT("/:id", h.twistRegister)
+	tw.POST("/:id", h.twistConfirm)
+	tw.DELETE("/:id", h.twistCancel)
+	tw.GET("/:id", h.get)
+	return e
+}
+
+type handler struct {
+	c   Coordinator
+	log *zap.Logger
+}
+
+// status maps coordinator and store errors to HTTP codes.
+func status(err error) int {
+	switch {
+	case errors.Is(err, coordinator.ErrBadInput):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrState), errors.Is(err, store.ErrDuplicateBranch), errors.Is(err, store.ErrTimedOut):
+		return http.StatusConflict
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, coordinator.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusServiceUnavailable // the store did not answer: nothing was changed, try again
+}
+
+func (h *handler) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := status(err), err.Error()
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+	} else if code == http.StatusServiceUnavailable {
+		h.log.Warn("request failed", zap.String("path", c.Path()), zap.Error(err))
+	}
+	_ = c.JSON(code, map[string]any{"error": msg, "success": false})
+}
+
+func bind(c echo.Context, v any) error {
+	if err := c.Bind(v); err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+toString(he.Message))
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+err.Error())
+	}
+	return nil
+}
+
+func toString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if e, ok := v.(error); ok {
+		return e.Error()
+	}
+	return "unreadable"
+}
+
+func waitParam(c echo.Context, def time.Duration) (time.Duration, error) {
+	s := c.QueryParam("wait")
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > maxWait {
+		return 0, echo.NewHTTPError(http.StatusBadRequest, "wait: want a duration between 0 and "+maxWait.String())
+	}
+	return d, nil
+}
+
+// result answers 200 when the transaction has ended (final or stuck), 202 while phase two goes on.
+func result(c echo.Context, t *store.Txn) error {
+	code := http.StatusOK
+	if !t.State.Final() && t.State != store.Stuck {
+		code = http.StatusAccepted
+	}
+	return c.JSON(code, txnView(t))
+}
+
+func (h *handler) begin(c echo.Context) error {
+	var b BeginJSON
+	if err := bind(c, &b); err != nil {
+		return err
+	}
+	t, err := h.c.Begin(c.Request().Context(), b.request())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, txnView(t))
+}
+
+func (h *handler) get(c echo.Context) error {
+	t, err := h.c.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, txnView(t))
+}
+
+func (h *handler) list(c echo.Context) error {
+	f := store.Filter{State: store.State(c.QueryParam("state"))}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return echo.NewHTTPError(http.StatusBadRequest, "limit: want 1..1000")
+		}
+		f.Limit = n
+	}
+	ts, err := h.c.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]TxnView, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, txnView(t))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"transactions": out})
+}
+
+func (h *handler) register(c echo.Context) error {
+	var b BranchJSON
+	if err := bind(c, &b); err != nil {
+		return err
+	}
+	if err := h.c.Register(c.Request().Context(), c.Param("id"), b.branch()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"txn_id": c.Param("id"), "branch_id": b.ID})
+}
+
+func (h *handler) commit(c echo.Context) error {
+	wait, err := waitParam(c, 0)
+	if err != nil {
+		return err
+	}
+	t, err := h.c.Commit(c.Request().Context(), c.Param("id"), wait)
+	if err != nil {
+		return err
+	}
+	return result(c, t)
+}
+
+func (h *handler) abort(c echo.Context) error {
+	wait, err := waitParam(c, 0)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if c.Request().ContentLength > 0 {
+		if err := bind(c, &body); err != nil {
+			return err
+		}
+	}
+	t, err := h.c.Abort(c.Request().Context(), c.Param("id"), body.Reason, wait)
+	if err != nil {
+		return err
+	}
+	return result(c, t)
+}
+
+func (h *handler) retry(c echo.Context) error {
+	wait, err := waitParam(c, 0)
+	if err != nil {
+		return err
+	}
+	t, err := h.c.Retry(c.Request().Context(), c.Param("id"), wait)
+	if err != nil {
+		return err
+	}
+	return result(c, t)
+}
