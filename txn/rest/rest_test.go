@@ -152,4 +152,3 @@ func TestTwistShapes(t *testing.T) {
 		t.Fatalf("no tasks: %d", code)
 	}
 }
-
