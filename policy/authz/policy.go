@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 )
 
 // ErrCompile is a policy folder that does not load or compile; the message
@@ -38,6 +39,7 @@ type Policy struct {
 	// Compiler and Modules are kept for `rosen policy test`.
 	Compiler *ast.Compiler
 	Result   *loader.Result
+	store    storage.Store
 	prepared rego.PreparedEvalQuery
 }
 
@@ -79,7 +81,7 @@ func Load(ctx context.Context, dir, query string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: query %s:\n%s", ErrCompile, query, locate(err))
 	}
-	p := &Policy{Query: query, Compiler: c, Result: res, prepared: pq}
+	p := &Policy{Query: query, Compiler: c, Result: res, store: store, prepared: pq}
 	p.Version, p.Files = digest(res)
 	return p, nil
 }
