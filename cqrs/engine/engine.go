@@ -1,0 +1,301 @@
+// Package engine runs the CQRS pipeline: batches from a source are decoded,
+// routed through the rules, folded into each database in one transaction per
+// database, dead-lettered where they must be, exported, and only then
+// acknowledged to the source.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/cqrs/event"
+	"github.com/rosenmesh/rosen/cqrs/exporter"
+	"github.com/rosenmesh/rosen/cqrs/rules"
+	"github.com/rosenmesh/rosen/cqrs/sink"
+	"github.com/rosenmesh/rosen/cqrs/source"
+)
+
+// ErrConfig is a pipeline that cannot be built (a rule's database has no sink).
+var ErrConfig = errors.New("engine: bad configuration")
+
+// DeadLetters stores rejected events with their reason (the JetStream
+// dead-letter stream). Put must return only once the letter is durable.
+type DeadLetters interface {
+	DeadLetter(ctx context.Context, rule string, seq uint64, reason string, data []byte) error
+}
+
+// Options build an Engine.
+type Options struct {
+	Config      *rules.Config
+	Sinks       map[string]*sink.Sink // by database name
+	Exporters   map[string]exporter.Exporter
+	DeadLetters DeadLetters
+	Log         *zap.Logger
+	Registry    prometheus.Registerer // may be nil
+	BatchSize   int                   // default 2000
+	// Views restricts the engine to these views (replay, backfill); events of
+	// other types are ignored rather than dead-lettered.
+	Views []string
+	// MaxBackoff caps the wait between retries of a failing batch (default 5s).
+	MaxBackoff time.Duration
+}
+
+// Engine is one pipeline.
+type Engine struct {
+	opts    Options
+	rules   []*rules.Rule
+	log     *zap.Logger
+	metrics *metrics
+	status  *statusBook
+}
+
+// New checks that every rule has its sink and exporters.
+func New(o Options) (*Engine, error) {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 2000
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	e := &Engine{opts: o, log: o.Log.Named("cqrs")}
+	views := map[string]bool{}
+	for _, v := range o.Views {
+		views[v] = true
+	}
+	for _, r := range o.Config.Rules {
+		if len(views) > 0 && !views[r.ViewName()] {
+			continue
+		}
+		if o.Sinks[r.Database] == nil {
+			return nil, fmt.Errorf("%w: %s: no sink for database %q", ErrConfig, r.Where(), r.Database)
+		}
+		for _, x := range r.Exporter {
+			if o.Exporters[x] == nil {
+				return nil, fmt.Errorf("%w: %s: exporter %q is not open", ErrConfig, r.Where(), x)
+			}
+		}
+		e.rules = append(e.rules, r)
+	}
+	if len(views) > 0 && len(e.rules) == 0 {
+		return nil, fmt.Errorf("%w: no rule feeds views %v", ErrConfig, o.Views)
+	}
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	e.metrics = m
+	e.status = newStatusBook(e.rules)
+	return e, nil
+}
+
+// Run processes batches from src until ctx ends or src closes.
+func (e *Engine) Run(ctx context.Context, src source.Source) error {
+	for {
+		b, err := src.Next(ctx, e.opts.BatchSize)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, source.ErrClosed) {
+				return nil
+			}
+			e.log.Warn("source failed; retrying", zap.Error(err))
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		if err := e.Process(ctx, b.Msgs); err != nil {
+			return nil // only ctx ends Process early
+		}
+		if err := e.retry(ctx, "acknowledge", func() error { return b.Commit(ctx) }); err != nil {
+			return nil
+		}
+	}
+}
+
+// routed is one event of a batch with its ops per database.
+type routed struct {
+	msg source.Msg
+	ev  *event.Event
+}
+
+// Process runs one batch to completion: after it returns nil every event is
+// committed (or dead-lettered) and exported, so the caller may acknowledge.
+// It retries transient failures itself and returns an error only when ctx ends.
+func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
+	start := time.Now()
+	var letters []letter
+	ops := map[string][]sink.Op{}
+	events := make([]routed, len(msgs))
+	for i, m := range msgs {
+		events[i].msg = m
+		ev, err := event.Decode(m.Data)
+		if err != nil {
+			letters = append(letters, letter{seq: m.Seq, reason: "malformed: " + err.Error(), data: m.Data})
+			continue
+		}
+		ev.Seq = m.Seq
+		events[i].ev = ev
+		matched := false
+		for _, r := range e.rules {
+			ok, err := r.Matches(ev)
+			if err != nil {
+				letters = append(letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
+				e.metrics.deadLetters.WithLabelValues(ruleLabel(r), "expr").Inc()
+				matched = true
+				continue
+			}
+			if !ok {
+				matched = matched || r.Event == ev.Type
+				continue
+			}
+			matched = true
+			row, err := r.Project(ev)
+			if err != nil {
+				letters = append(letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
+				e.metrics.deadLetters.WithLabelValues(ruleLabel(r), "project").Inc()
+				continue
+			}
+			e.metrics.events.WithLabelValues(ruleLabel(r)).Inc()
+			if !ev.Time.IsZero() {
+				e.metrics.lag.WithLabelValues(ruleLabel(r)).Observe(time.Since(ev.Time).Seconds())
+			}
+			ops[r.Database] = append(ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Tag: i})
+		}
+		if !matched && len(e.opts.Views) == 0 {
+			letters = append(letters, letter{seq: m.Seq, reason: fmt.Sprintf("no rule for event type %q", ev.Type), data: m.Data})
+			e.metrics.deadLetters.WithLabelValues("", "unknown_type").Inc()
+		}
+	}
+	var committed []sink.Op
+	for db, dbOps := range ops {
+		s := e.opts.Sinks[db]
+		var fails []sink.Failure
+		err := e.retry(ctx, "database "+db, func() error {
+			res, f, err := s.Apply(ctx, dbOps)
+			fails = append(fails, f...) // failures found before a transient error are marked already
+			if err == nil {
+				e.metrics.rows.WithLabelValues(db).Add(float64(res.Rows))
+				e.metrics.skipped.WithLabelValues(db).Add(float64(res.Skipped))
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		failed := map[int]map[*rules.Rule]bool{}
+		for _, f := range fails {
+			letters = append(letters, letter{rule: f.Op.Rule.ViewName(), seq: f.Op.Seq, reason: f.Err.Error(), data: msgs[f.Op.Tag].Data})
+			e.metrics.deadLetters.WithLabelValues(ruleLabel(f.Op.Rule), "rejected").Inc()
+			if failed[f.Op.Tag] == nil {
+				failed[f.Op.Tag] = map[*rules.Rule]bool{}
+			}
+			failed[f.Op.Tag][f.Op.Rule] = true
+		}
+		for _, op := range dbOps {
+			if !failed[op.Tag][op.Rule] {
+				committed = append(committed, op)
+			}
+		}
+	}
+	if err := e.deadLetter(ctx, letters); err != nil {
+		return err
+	}
+	if err := e.export(ctx, committed, events); err != nil {
+		return err
+	}
+	e.status.record(committed, letters, msgs)
+	e.metrics.batch.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+type letter struct {
+	rule   string
+	seq    uint64
+	reason string
+	data   []byte
+}
+
+func (e *Engine) deadLetter(ctx context.Context, letters []letter) error {
+	for _, l := range letters {
+		e.log.Warn("dead letter", zap.String("view", l.rule), zap.Uint64("seq", l.seq), zap.String("reason", l.reason))
+		if e.opts.DeadLetters == nil {
+			continue
+		}
+		if err := e.retry(ctx, "dead-letter stream", func() error {
+			return e.opts.DeadLetters.DeadLetter(ctx, l.rule, l.seq, l.reason, l.data)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// export emits every committed op (including redeliveries the watermark
+// skipped: at least once) to its rule's exporters.
+func (e *Engine) export(ctx context.Context, ops []sink.Op, events []routed) error {
+	per := map[string][]exporter.Record{}
+	for _, op := range ops {
+		if len(op.Rule.Exporter) == 0 {
+			continue
+		}
+		ev := events[op.Tag].ev
+		rec := exporter.Record{EventID: ev.ID, Event: ev.Type, Seq: op.Seq, View: op.Rule.ViewName(), Database: op.Rule.Database,
+			Table: op.Rule.Table, Method: op.Rule.Method, Key: op.Row.Key, Row: op.Row.Values}
+		for _, x := range op.Rule.Exporter {
+			per[x] = append(per[x], rec)
+		}
+	}
+	for name, recs := range per {
+		x := e.opts.Exporters[name]
+		if err := e.retry(ctx, "exporter "+name, func() error { return x.Emit(ctx, recs) }); err != nil {
+			return err
+		}
+		e.metrics.exported.WithLabelValues(name).Add(float64(len(recs)))
+	}
+	return nil
+}
+
+// retry runs f until it succeeds, backing off up to MaxBackoff; it gives up only when ctx ends.
+func (e *Engine) retry(ctx context.Context, what string, f func() error) error {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				e.log.Info("recovered", zap.String("what", what), zap.Int("attempts", attempt))
+				e.status.setError("")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.metrics.retries.WithLabelValues(what).Inc()
+		e.status.setError(what + ": " + err.Error())
+		e.log.Warn("retrying", zap.String("what", what), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, e.opts.MaxBackoff)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func ruleLabel(r *rules.Rule) string { return r.Event + ":" + r.Database + "." + r.Table }

@@ -1,0 +1,232 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rosenmesh/rosen/cqrs/event"
+)
+
+// JetStreamConfig describes the event store.
+type JetStreamConfig struct {
+	// URL of an external NATS cluster; empty runs an embedded server under DataDir.
+	URL string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Listen is the embedded server's client address ("127.0.0.1:0" picks a
+	// port); empty means in-process connections only.
+	Listen string
+	// Stream and Subject name the event store; events go to Subject.<partition>.<type>.
+	Stream  string
+	Subject string
+	// Partitions splits the subjects by key for scale-out (default 1).
+	Partitions int
+	// DeadLetterStream holds rejected events under DeadLetterSubject.<rule>.
+	DeadLetterStream  string
+	DeadLetterSubject string
+}
+
+func (c *JetStreamConfig) defaults() {
+	if c.Stream == "" {
+		c.Stream = "ROSEN_CQRS"
+	}
+	if c.Subject == "" {
+		c.Subject = "rosen.cqrs.events"
+	}
+	if c.Partitions < 1 {
+		c.Partitions = 1
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = c.Stream + "_DLQ"
+	}
+	if c.DeadLetterSubject == "" {
+		c.DeadLetterSubject = c.Subject + "_dlq"
+	}
+}
+
+// EventStore is the JetStream stream that keeps every event (the log that
+// views are folds of), with its dead-letter stream.
+type EventStore struct {
+	cfg    JetStreamConfig
+	ns     *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// OpenEventStore connects (or starts the embedded server) and makes sure both streams exist.
+func OpenEventStore(ctx context.Context, cfg JetStreamConfig) (*EventStore, error) {
+	cfg.defaults()
+	s := &EventStore{cfg: cfg}
+	var err error
+	if cfg.URL == "" {
+		if s.ns, err = startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("rosen-cqrs"))
+	} else {
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("rosen-cqrs"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("source: connect to NATS: %w", err)
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("source: jetstream: %w", err)
+	}
+	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.Stream, Subjects: []string{cfg.Subject + ".*.*"}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("source: event store stream %s: %w", cfg.Stream, err)
+	}
+	if _, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.DeadLetterStream, Subjects: []string{cfg.DeadLetterSubject + ".>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("source: dead-letter stream %s: %w", cfg.DeadLetterStream, err)
+	}
+	return s, nil
+}
+
+func startEmbedded(cfg JetStreamConfig) (*server.Server, error) {
+	dir := cfg.DataDir
+	if dir == "" {
+		return nil, fmt.Errorf("%w: the embedded event store needs a data folder", ErrConfig)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	opts := &server.Options{ServerName: "rosen-cqrs", JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true, DontListen: cfg.Listen == ""}
+	if cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen %q: %w", ErrConfig, cfg.Listen, err)
+		}
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("%w: listen %q: %w", ErrConfig, cfg.Listen, err)
+		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("source: embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("source: embedded NATS did not start")
+	}
+	return ns, nil
+}
+
+// ClientURL is the embedded server's address when it listens ("" otherwise).
+func (s *EventStore) ClientURL() string {
+	if s.ns == nil || s.cfg.Listen == "" {
+		return s.cfg.URL
+	}
+	return s.ns.ClientURL()
+}
+
+// Conn is the NATS connection (exporters of type nats may share it).
+func (s *EventStore) Conn() *nats.Conn { return s.nc }
+
+// Config is the effective configuration.
+func (s *EventStore) Config() JetStreamConfig { return s.cfg }
+
+// Close drains the connection and stops the embedded server.
+func (s *EventStore) Close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}
+
+var tokenRE = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// SubjectFor is the subject an event of this type and key is stored under.
+func (s *EventStore) SubjectFor(typ, key string) string {
+	return s.cfg.Subject + "." + strconv.Itoa(Partition(key, s.cfg.Partitions)) + "." + tokenRE.ReplaceAllString(typ, "_")
+}
+
+// Publish validates an envelope and stores it; it returns the stream
+// sequence. An event id makes the publish idempotent within two minutes.
+func (s *EventStore) Publish(ctx context.Context, data []byte) (uint64, error) {
+	ev, err := event.Decode(data)
+	if err != nil {
+		return 0, err
+	}
+	key := ev.Key
+	if key == "" {
+		key = ev.ID
+	}
+	var opts []jetstream.PublishOpt
+	if ev.ID != "" {
+		opts = append(opts, jetstream.WithMsgID(ev.ID))
+	}
+	ack, err := s.js.Publish(ctx, s.SubjectFor(ev.Type, key), data, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("source: publish: %w", err)
+	}
+	return ack.Sequence, nil
+}
+
+// LastSeq is the event store's last sequence.
+func (s *EventStore) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("source: stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// DeadLetter stores a rejected event with its reason, waiting for the server's ack.
+func (s *EventStore) DeadLetter(ctx context.Context, rule string, seq uint64, reason string, data []byte) error {
+	if rule == "" {
+		rule = "_"
+	}
+	msg := nats.NewMsg(s.cfg.DeadLetterSubject + "." + tokenRE.ReplaceAllString(rule, "_"))
+	msg.Data = data
+	msg.Header.Set("Rosen-Reason", reason)
+	msg.Header.Set("Rosen-Seq", strconv.FormatUint(seq, 10))
+	msg.Header.Set("Rosen-Rule", rule)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("source: dead letter: %w", err)
+	}
+	return nil
+}
+
+// DeadLetterCount is how many dead letters are stored.
+func (s *EventStore) DeadLetterCount(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, s.cfg.DeadLetterStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// JetStream is the jetstream context (tests read dead letters through it).
+func (s *EventStore) JetStream() jetstream.JetStream { return s.js }

@@ -1,0 +1,125 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsSource reads the event store through a durable (or ordered) consumer.
+type jsSource struct {
+	it     jetstream.MessagesContext
+	linger time.Duration
+	acks   bool
+}
+
+// Consumer opens the durable consumer `name` for some partitions (nil: all).
+// It restarts delivery just after the consumer's ack floor, so that after a
+// crash every unacknowledged event comes again, in order, before new ones
+// (a redelivery of an older event after a newer one would break per-key order).
+func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int, linger time.Duration) (Source, error) {
+	var filters []string
+	if partitions == nil {
+		filters = []string{s.cfg.Subject + ".*.*"}
+	}
+	for _, p := range partitions {
+		if p < 0 || p >= s.cfg.Partitions {
+			return nil, fmt.Errorf("%w: partition %d of %d", ErrConfig, p, s.cfg.Partitions)
+		}
+		filters = append(filters, s.cfg.Subject+"."+strconv.Itoa(p)+".*")
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: jetstream.AckAllPolicy, AckWait: time.Hour, MaxAckPending: 100_000,
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+	}
+	if old, err := s.stream.Consumer(ctx, name); err == nil {
+		info, err := old.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("source: consumer %s: %w", name, err)
+		}
+		if info.AckFloor.Stream > 0 {
+			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+		}
+		if err := s.stream.DeleteConsumer(ctx, name); err != nil {
+			return nil, fmt.Errorf("source: reset consumer %s: %w", name, err)
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("source: consumer %s: %w", name, err)
+	}
+	cons, err := s.stream.CreateConsumer(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("source: create consumer %s: %w", name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return nil, fmt.Errorf("source: consume %s: %w", name, err)
+	}
+	return &jsSource{it: it, linger: linger, acks: true}, nil
+}
+
+// Replay reads the event store from a sequence (or a time, when from is zero
+// and since is set) without acknowledgements: for rebuilding a view.
+func (s *EventStore) Replay(ctx context.Context, from uint64, since time.Time) (Source, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.cfg.Subject + ".*.*"}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch {
+	case from > 1:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	case !since.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("source: replay consumer: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("source: replay: %w", err)
+	}
+	return &jsSource{it: it, linger: 5 * time.Millisecond}, nil
+}
+
+func (j *jsSource) Next(ctx context.Context, max int) (Batch, error) {
+	var b Batch
+	var last jetstream.Msg
+	for len(b.Msgs) < max {
+		var m jetstream.Msg
+		var err error
+		if len(b.Msgs) == 0 {
+			m, err = j.it.Next(jetstream.NextContext(ctx))
+		} else {
+			m, err = j.it.Next(jetstream.NextMaxWait(j.linger))
+		}
+		if err != nil {
+			if len(b.Msgs) > 0 && (errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
+				break
+			}
+			if len(b.Msgs) > 0 {
+				break
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return b, ErrClosed
+			}
+			return b, fmt.Errorf("source: next: %w", err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return b, fmt.Errorf("source: metadata: %w", err)
+		}
+		b.Msgs = append(b.Msgs, Msg{Data: m.Data(), Seq: meta.Sequence.Stream})
+		last = m
+	}
+	b.Commit = func(ctx context.Context) error {
+		if !j.acks || last == nil {
+			return nil
+		}
+		return last.DoubleAck(ctx) // AckAll: this acknowledges the whole batch
+	}
+	return b, nil
+}
+
+func (j *jsSource) Close() error { j.it.Stop(); return nil }
