@@ -214,4 +214,3 @@ func policyTest(ctx context.Context, out interface{ Write([]byte) (int, error) }
 	}
 	return nil
 }
-
