@@ -1,3 +1,6 @@
+// Package rest serves the coordinator over HTTP (echo): Rosen's own API under
+// /api/txn and Twist's shapes under /api/transactions, so Twist clients move
+// over unchanged.
 package rest
 
 import (
@@ -13,6 +16,7 @@ import (
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
 	"github.com/rosenmesh/rosen/txn/store"
+	"github.com/rosenmesh/rosen/txn/wire"
 )
 
 // Coordinator is what the handlers need.
@@ -138,19 +142,19 @@ func result(c echo.Context, t *store.Txn) error {
 	if !t.State.Final() && t.State != store.Stuck {
 		code = http.StatusAccepted
 	}
-	return c.JSON(code, txnView(t))
+	return c.JSON(code, wire.View(t))
 }
 
 func (h *handler) begin(c echo.Context) error {
-	var b BeginJSON
+	var b wire.Begin
 	if err := bind(c, &b); err != nil {
 		return err
 	}
-	t, err := h.c.Begin(c.Request().Context(), b.request())
+	t, err := h.c.Begin(c.Request().Context(), b.Request())
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, txnView(t))
+	return c.JSON(http.StatusCreated, wire.View(t))
 }
 
 func (h *handler) get(c echo.Context) error {
@@ -158,7 +162,7 @@ func (h *handler) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, txnView(t))
+	return c.JSON(http.StatusOK, wire.View(t))
 }
 
 func (h *handler) list(c echo.Context) error {
@@ -174,19 +178,19 @@ func (h *handler) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]TxnView, 0, len(ts))
+	out := make([]wire.TxnView, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, txnView(t))
+		out = append(out, wire.View(t))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"transactions": out})
 }
 
 func (h *handler) register(c echo.Context) error {
-	var b BranchJSON
+	var b wire.Branch
 	if err := bind(c, &b); err != nil {
 		return err
 	}
-	if err := h.c.Register(c.Request().Context(), c.Param("id"), b.branch()); err != nil {
+	if err := h.c.Register(c.Request().Context(), c.Param("id"), b.Store()); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]any{"txn_id": c.Param("id"), "branch_id": b.ID})

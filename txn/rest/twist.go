@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
 	"github.com/rosenmesh/rosen/txn/store"
+	"github.com/rosenmesh/rosen/txn/wire"
 )
 
 // Twist's REST shapes: POST /api/transactions creates (the id comes back in
@@ -19,8 +20,8 @@ import (
 
 // TwistCreate is the body of POST /api/transactions (all optional).
 type TwistCreate struct {
-	Mode    string   `json:"mode,omitempty"` // "tcc" (the only mode)
-	Timeout duration `json:"timeout,omitempty"`
+	Mode    string        `json:"mode,omitempty"` // "tcc" (the only mode)
+	Timeout wire.Duration `json:"timeout,omitempty"`
 }
 
 // TwistAction is a task's confirm or cancel call.

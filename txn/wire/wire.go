@@ -1,7 +1,7 @@
-// Package rest serves the coordinator over HTTP (echo): Rosen's own API under
-// /api/txn and Twist's shapes under /api/transactions, so Twist clients move
-// over unchanged.
-package rest
+// Package wire holds the JSON shapes of the coordinator's API, shared by the
+// REST handlers and the gRPC service (which carries the same documents in
+// google.protobuf.Struct messages).
+package wire
 
 import (
 	"encoding/json"
@@ -12,47 +12,47 @@ import (
 	"github.com/rosenmesh/rosen/txn/store"
 )
 
-// duration is a JSON duration: "1.5s", "200ms" (or a number of milliseconds).
-type duration time.Duration
+// Duration is a JSON duration: "1.5s", "200ms" (or a number of milliseconds).
+type Duration time.Duration
 
-func (d *duration) UnmarshalJSON(b []byte) error {
+func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var ms float64
 		if err2 := json.Unmarshal(b, &ms); err2 != nil {
 			return fmt.Errorf("duration: want \"1.5s\" or milliseconds, got %s", b)
 		}
-		*d = duration(time.Duration(ms * float64(time.Millisecond)))
+		*d = Duration(time.Duration(ms * float64(time.Millisecond)))
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return fmt.Errorf("duration %q: %w", s, err)
 	}
-	*d = duration(v)
+	*d = Duration(v)
 	return nil
 }
 
-func (d duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// PolicyJSON is a retry policy on the wire.
-type PolicyJSON struct {
-	Initial duration `json:"initial"`
-	Max     duration `json:"max"`
+// Policy is a retry policy on the wire.
+type Policy struct {
+	Initial Duration `json:"initial"`
+	Max     Duration `json:"max"`
 	Limit   int      `json:"limit"`
 }
 
-// BeginJSON is the body of POST /api/txn/transactions.
-type BeginJSON struct {
+// Begin is the body of POST /api/txn/transactions.
+type Begin struct {
 	ID       string            `json:"id,omitempty"`
-	Timeout  duration          `json:"timeout,omitempty"`
-	Retry    *PolicyJSON       `json:"retry,omitempty"`
+	Timeout  Duration          `json:"timeout,omitempty"`
+	Retry    *Policy           `json:"retry,omitempty"`
 	Headers  map[string]string `json:"headers,omitempty"`
-	Branches []BranchJSON      `json:"branches,omitempty"`
+	Branches []Branch          `json:"branches,omitempty"`
 }
 
-// BranchJSON registers a branch: confirm and cancel URLs (POSTed the payload) or full actions.
-type BranchJSON struct {
+// Branch registers a branch: confirm and cancel URLs (POSTed the payload) or full actions.
+type Branch struct {
 	ID      string          `json:"branch_id"`
 	Confirm string          `json:"confirm,omitempty"`
 	Cancel  string          `json:"cancel,omitempty"`
@@ -60,19 +60,19 @@ type BranchJSON struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-func (b BranchJSON) branch() store.Branch {
+func (b Branch) Store() store.Branch {
 	return store.Branch{ID: b.ID,
 		Confirm: store.Action{URL: b.Confirm, Method: b.Method, Body: b.Payload},
 		Cancel:  store.Action{URL: b.Cancel, Method: b.Method, Body: b.Payload}}
 }
 
-func (b BeginJSON) request() coordinator.BeginRequest {
+func (b Begin) Request() coordinator.BeginRequest {
 	r := coordinator.BeginRequest{ID: b.ID, Timeout: time.Duration(b.Timeout), Headers: b.Headers}
 	if b.Retry != nil {
 		r.Policy = &store.Policy{Initial: time.Duration(b.Retry.Initial), Max: time.Duration(b.Retry.Max), Limit: b.Retry.Limit}
 	}
 	for _, br := range b.Branches {
-		r.Branches = append(r.Branches, br.branch())
+		r.Branches = append(r.Branches, br.Store())
 	}
 	return r
 }
@@ -107,13 +107,13 @@ type BranchView struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// TxnView is a transaction as the API shows it.
+// TxnView is a transaction as the API shows it; View makes one.
 type TxnView struct {
 	ID         string            `json:"id"`
 	State      string            `json:"state"`
 	StuckPhase string            `json:"stuck_phase,omitempty"`
 	Reason     string            `json:"reason,omitempty"`
-	Retry      PolicyJSON        `json:"retry"`
+	Retry      Policy            `json:"retry"`
 	Headers    map[string]string `json:"headers,omitempty"`
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
@@ -126,9 +126,9 @@ type TxnView struct {
 	Branches   []BranchView      `json:"branches,omitempty"`
 }
 
-func txnView(t *store.Txn) TxnView {
+func View(t *store.Txn) TxnView {
 	v := TxnView{ID: t.ID, State: string(t.State), StuckPhase: string(t.StuckPhase), Reason: t.Reason,
-		Retry:   PolicyJSON{Initial: duration(t.Policy.Initial), Max: duration(t.Policy.Max), Limit: t.Policy.Limit},
+		Retry:   Policy{Initial: Duration(t.Policy.Initial), Max: Duration(t.Policy.Max), Limit: t.Policy.Limit},
 		Headers: t.Headers, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Deadline: t.Deadline, NextDue: t.NextDue,
 		Owner: t.Owner, Attempts: t.Attempts, LastError: t.LastError}
 	if !t.FinishedAt.IsZero() {
