@@ -150,6 +150,16 @@ func (o *Object) decode(d document) model.Errors {
 	switch {
 	case o.Kind == "":
 		return append(errs, model.Errorf(o.Source(), "kind", "required"))
+	case securityKinds[o.Kind] != nil:
+		if !securityVersions[o.APIVersion] {
+			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want security.istio.io/v1 or v1beta1)", o.APIVersion, o.Kind))
+		}
+		errs = append(errs, parseIstio(o, top)...)
+	case o.Kind == KindRateLimitPolicy:
+		if o.APIVersion != RosenAPIVersion {
+			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want %s)", o.APIVersion, o.Kind, RosenAPIVersion))
+		}
+		errs = append(errs, parseRateLimitPolicy(o, js)...)
 	case istioKinds[o.Kind] != nil:
 		if !istioVersions[o.APIVersion] {
 			return append(errs, model.Errorf(o.Source(), "apiVersion", "unsupported apiVersion %q for %s (want networking.istio.io/v1, v1beta1 or v1alpha3)", o.APIVersion, o.Kind))
@@ -179,6 +189,10 @@ func supportedKinds() string {
 	for k := range kubeKinds {
 		ks = append(ks, k)
 	}
+	for k := range securityKinds {
+		ks = append(ks, k)
+	}
+	ks = append(ks, KindRateLimitPolicy)
 	sort.Strings(ks)
 	return strings.Join(ks, ", ")
 }
@@ -254,7 +268,7 @@ func parseIstio(o *Object, top map[string]json.RawMessage) model.Errors {
 			errs = append(errs, model.Errorf(o.Source(), "", "unknown field %q", k))
 		}
 	}
-	msg := istioKinds[o.Kind]()
+	msg := specMessage(o.Kind)
 	spec, ok := top["spec"]
 	if !ok || string(spec) == "null" {
 		return append(errs, model.Errorf(o.Source(), "spec", "required"))

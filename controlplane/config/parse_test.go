@@ -85,7 +85,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"unknown metadata field", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, nmespace: x}\nspec: {}\n",
 			[]string{`f.yaml:3: Gateway default/g: metadata: unknown field "nmespace"`}},
 		{"unknown kind", "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: d}\n",
-			[]string{`f.yaml:2: Deployment default/d: kind: unknown kind "Deployment" (apiVersion "apps/v2"); supported: DestinationRule, EndpointSlice, Gateway, Secret, Service, ServiceEntry, VirtualService, WorkloadEntry`}},
+			[]string{`f.yaml:2: Deployment default/d: kind: unknown kind "Deployment" (apiVersion "apps/v2"); supported: AuthorizationPolicy, DestinationRule, EndpointSlice, Gateway, RateLimitPolicy, RequestAuthentication, Secret, Service, ServiceEntry, VirtualService, WorkloadEntry`}},
 		{"wrong apiVersion", "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
 			[]string{`f.yaml:1: Gateway default/g: apiVersion: unsupported apiVersion "networking.istio.io/v2" for Gateway (want networking.istio.io/v1, v1beta1 or v1alpha3)`}},
 		{"missing name", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {ports: [{port: 80}]}\n",

@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -27,6 +28,7 @@ func Build(set *config.Set) (*model.Mesh, error) {
 	secrets := b.buildSecrets()
 	gateways := b.buildGateways(secrets)
 	vss := b.buildVirtualServices(gateways)
+	sec := b.buildSecurity(vss)
 	if len(b.errs) > 0 {
 		return nil, b.errs
 	}
@@ -34,6 +36,7 @@ func Build(set *config.Set) (*model.Mesh, error) {
 		Services:        make([]*model.Service, 0, len(b.services)),
 		Gateways:        gateways,
 		VirtualServices: vss,
+		Security:        sec,
 	}
 	for _, s := range b.services {
 		m.Services = append(m.Services, s)
@@ -67,6 +70,7 @@ type builder struct {
 	destinationRules []typed[*networking.DestinationRule]
 	gateways         []typed[*networking.Gateway]
 	virtualServices  []typed[*networking.VirtualService]
+	policies         []*config.Object // security.go
 
 	// services by FQDN host.
 	services  map[string]*model.Service
@@ -97,6 +101,8 @@ func (b *builder) index(objs []*config.Object) {
 			b.gateways = append(b.gateways, typed[*networking.Gateway]{o, s})
 		case *networking.VirtualService:
 			b.virtualServices = append(b.virtualServices, typed[*networking.VirtualService]{o, s})
+		case *security.AuthorizationPolicy, *security.RequestAuthentication, *config.RateLimitPolicySpec:
+			b.policies = append(b.policies, o)
 		default:
 			b.errorf(o, "", "unsupported object (spec %T)", o.Spec)
 		}

@@ -36,6 +36,8 @@ type Mesh struct {
 	VirtualServices []*VirtualService `json:"virtualServices"`
 	// Secrets available to gateways over SDS, by credentialName (namespace-less, as Istio's gateway SDS does).
 	Secrets []*Secret `json:"secrets,omitempty"`
+	// Security is the data-path policy (policy.go); nil when there is none.
+	Security *Security `json:"security,omitempty"`
 }
 
 // ServicePort is one port of a service.
