@@ -9,6 +9,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
@@ -52,6 +53,7 @@ func HTTPSRouteName(g *model.Gateway, s *model.GatewayServer) string {
 
 func buildGateway(m *model.Mesh, p Proxy, r *Resources) {
 	ix := newIndex(m)
+	pf := PolicyFilters(m, p)
 	byPort := map[uint32][]boundServer{}
 	for _, g := range GatewaysFor(m, p) {
 		for i := range g.Servers {
@@ -76,7 +78,7 @@ func buildGateway(m *model.Mesh, p Proxy, r *Resources) {
 				name := HTTPSRouteName(b.gw, b.srv)
 				r.Routes = append(r.Routes, gatewayRouteConfig(m, ix, name, port, []boundServer{b}, r))
 				r.origin(KindRoute, name, b.gw.Source)
-				chains = append(chains, httpsChain(port, name, b))
+				chains = append(chains, httpsChain(port, name, b, pf))
 				secrets[b.srv.TLS.CredentialName] = true
 				tls = true
 			}
@@ -86,6 +88,7 @@ func buildGateway(m *model.Mesh, p Proxy, r *Resources) {
 			r.Routes = append(r.Routes, gatewayRouteConfig(m, ix, name, port, plain, r))
 			r.origin(KindRoute, name, plain[0].gw.Source)
 			hcm := HTTPConnectionManager(fmt.Sprintf("outbound_0.0.0.0_%d", port), name, Gateway)
+			hcm.HttpFilters = withPolicyFilters(pf, hcm.HttpFilters)
 			chains = append([]*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter(hcm)}}}, chains...)
 		}
 		if len(chains) == 0 {
@@ -119,7 +122,7 @@ func sortedPorts[V any](m map[uint32]V) []uint32 {
 }
 
 // httpsChain terminates TLS for the server's hosts (SNI) and routes over RDS.
-func httpsChain(port uint32, rds string, b boundServer) *listenerv3.FilterChain {
+func httpsChain(port uint32, rds string, b boundServer, pf []*hcmv3.HttpFilter) *listenerv3.FilterChain {
 	var sni []string
 	for _, h := range b.srv.Hosts {
 		_, host := splitServerHost(h)
@@ -129,6 +132,7 @@ func httpsChain(port uint32, rds string, b boundServer) *listenerv3.FilterChain 
 	}
 	sort.Strings(sni)
 	hcm := HTTPConnectionManager(fmt.Sprintf("outbound_0.0.0.0_%d", port), rds, Gateway)
+	hcm.HttpFilters = withPolicyFilters(pf, hcm.HttpFilters)
 	return &listenerv3.FilterChain{
 		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: sni},
 		Filters:          []*listenerv3.Filter{hcmFilter(hcm)},
@@ -218,7 +222,11 @@ func gatewayRouteConfig(m *model.Mesh, ix index, name string, port uint32, serve
 			}
 			for i := range vs.HTTP {
 				opts := RouteOptions{Kind: Gateway, Port: port, Policies: ix.policy, Gateway: gwKey, Namespace: vs.Namespace}
+				rls := RouteRateLimits(m, vs, &vs.HTTP[i])
 				for _, rt := range Routes(&vs.HTTP[i], opts) {
+					if len(rls) > 0 && rt.GetRoute() != nil {
+						rt.GetRoute().RateLimits = rls
+					}
 					r.Origins[fmt.Sprintf("%s#virtual_hosts[%d].routes[%d]", OriginKey(KindRoute, name), vi, len(vh.Routes))] = vs.Source
 					vh.Routes = append(vh.Routes, rt)
 				}
