@@ -30,10 +30,10 @@ func ExtAuthzFilter() *hcmv3.HttpFilter {
 		WithRequestBody: &extauthzv3.BufferSettings{
 			MaxRequestBytes: ExtAuthzMaxBody, AllowPartialMessage: true, PackAsBytes: false,
 		},
-		StatusOnError:            nil,
+		StatusOnError:             nil,
 		MetadataContextNamespaces: []string{JWTAuthnFilterName},
-		ClearRouteCache:          true,
-		EncodeRawHeaders:         false,
+		ClearRouteCache:           true,
+		EncodeRawHeaders:          false,
 	}
 	return httpFilter(ExtAuthzFilterName, mustAny(cfg))
 }
