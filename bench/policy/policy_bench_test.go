@@ -1,0 +1,96 @@
+// Package policy benchmarks Rosen's data-path policy services in-process:
+// the ext_authz handler (20-rule Rego policy + RS256 JWT verification) and
+// the RLS with in-memory and Redis counters. Run:
+//
+//	go test ./bench/policy -run '^$' -bench . -benchtime 3s
+package policy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	commonrl "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rosenmesh/rosen/internal/testenv"
+	"github.com/rosenmesh/rosen/policy/authz"
+	"github.com/rosenmesh/rosen/policy/jwt"
+	"github.com/rosenmesh/rosen/policy/jwt/testissuer"
+	"github.com/rosenmesh/rosen/policy/ratelimit"
+)
+
+// twentyRules writes a policy with 20 allow rules on method, canonical path
+// prefix and a JWT claim.
+func twentyRules(b *testing.B) string {
+	dir := b.TempDir()
+	var sb strings.Builder
+	sb.WriteString("package envoy.authz\n\nimport rego.v1\n\ndefault allow := false\n\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&sb, "allow if {\n\tinput.attributes.request.http.method == \"GET\"\n\tstartswith(input.canonical_path, \"/svc%d/\")\n\tinput.jwt.role == \"r%d\"\n}\n\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+func BenchmarkExtAuthzJWT20Rules(b *testing.B) {
+	is, err := testissuer.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer is.Close()
+	v, _ := jwt.New([]jwt.Provider{{Issuer: is.URL(), Audiences: []string{"shop"}}}, jwt.Options{})
+	s := authz.New(authz.Options{Tokens: v})
+	if err := s.Reload(context.Background(), twentyRules(b), ""); err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := is.Token(testissuer.Claims{Subject: "alice", Audience: []string{"shop"}, Extra: map[string]any{"role": "r19"}})
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Method: "GET", Path: "/svc19/items?page=2", Host: "shop.example.com",
+		Headers: map[string]string{":path": "/svc19/items?page=2", "authorization": "Bearer " + tok, "x-request-id": "r"},
+	}}}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, _ := s.Check(context.Background(), req)
+			if resp.GetOkResponse() == nil {
+				b.Fatal("denied")
+			}
+		}
+	})
+}
+
+func benchRLS(b *testing.B, counters ratelimit.Counters) {
+	s := ratelimit.New(ratelimit.Options{Counters: counters, KeyPrefix: "{" + testenv.UniqueName("bench") + "}|"})
+	d, _ := ratelimit.ParseDomain("b.yaml", []byte("domain: d\ndescriptors:\n  - key: user\n    rate_limit: {unit: hour, requests_per_unit: 1000000000}\n"))
+	c, _ := ratelimit.NewConfig(d)
+	s.SetConfig(c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			req := &rlsv3.RateLimitRequest{Domain: "d", Descriptors: []*commonrl.RateLimitDescriptor{{Entries: []*commonrl.RateLimitDescriptor_Entry{{Key: "user", Value: fmt.Sprint(i % 1000)}}}}}
+			if _, err := s.ShouldRateLimit(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkRLSMemory(b *testing.B) { benchRLS(b, ratelimit.NewMemory()) }
+
+func BenchmarkRLSRedis(b *testing.B) {
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(b), PoolSize: 32})
+	defer client.Close()
+	benchRLS(b, ratelimit.NewRedis(client))
+}
