@@ -39,6 +39,7 @@ type txnFlags struct {
 	callTimeout time.Duration
 	timeout     time.Duration
 	owner       string
+	prefix      string
 }
 
 var serveTxn = &txnFlags{}
@@ -50,18 +51,19 @@ func (f *txnFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.lease, "txn-lease", 15*time.Second, "how long a replica holds claimed work before another may take it over [ROSEN_TXN_LEASE]")
 	fs.DurationVar(&f.callTimeout, "txn-call-timeout", 5*time.Second, "bound on one confirm/cancel call to a participant [ROSEN_TXN_CALL_TIMEOUT]")
 	fs.DurationVar(&f.timeout, "txn-default-timeout", 60*time.Second, "timeout of a transaction that names none [ROSEN_TXN_DEFAULT_TIMEOUT]")
+	fs.StringVar(&f.prefix, "txn-table-prefix", "rosen", "prefix of the store's table names, to keep several coordinator groups in one database [ROSEN_TXN_TABLE_PREFIX]")
 	fs.StringVar(&f.owner, "txn-owner", "", "this replica's name in leases (default host-pid-random) [ROSEN_TXN_OWNER]")
 }
 
 func (f *txnFlags) openStore(ctx context.Context, dataDir string) (store.Store, error) {
 	switch f.storeKind {
 	case "sqlite":
-		return store.OpenSQLite(ctx, filepath.Join(dataDir, "txn.db"), store.Options{})
+		return store.OpenSQLite(ctx, filepath.Join(dataDir, "txn.db"), store.Options{Prefix: f.prefix})
 	case "postgres":
 		if f.postgresDSN == "" {
 			return nil, errors.New("--txn-store postgres needs --txn-postgres")
 		}
-		return store.OpenPostgres(ctx, f.postgresDSN, store.Options{})
+		return store.OpenPostgres(ctx, f.postgresDSN, store.Options{Prefix: f.prefix})
 	}
 	return nil, fmt.Errorf("--txn-store %q: want sqlite or postgres", f.storeKind)
 }
