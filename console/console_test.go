@@ -103,3 +103,12 @@ func TestMount(t *testing.T) {
 		}
 	}
 }
+
+func TestPprof(t *testing.T) {
+	h := New(Options{}).Handler()
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+		if rec := get(t, h, "GET", p); rec.Code != 200 {
+			t.Errorf("%s: %d", p, rec.Code)
+		}
+	}
+}
