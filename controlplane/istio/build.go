@@ -70,7 +70,8 @@ type builder struct {
 	destinationRules []typed[*networking.DestinationRule]
 	gateways         []typed[*networking.Gateway]
 	virtualServices  []typed[*networking.VirtualService]
-	policies         []*config.Object // security.go
+	policies         []*config.Object       // security.go
+	pods             map[podKey]*corev1.Pod // pods.go: endpoint labels
 
 	// services by FQDN host.
 	services  map[string]*model.Service
@@ -91,6 +92,8 @@ func (b *builder) index(objs []*config.Object) {
 			b.endpointSlices = append(b.endpointSlices, typed[*discoveryv1.EndpointSlice]{o, s})
 		case *corev1.Secret:
 			b.secrets = append(b.secrets, typed[*corev1.Secret]{o, s})
+		case *corev1.Pod:
+			b.addPod(o, s)
 		case *networking.ServiceEntry:
 			b.serviceEntries = append(b.serviceEntries, typed[*networking.ServiceEntry]{o, s})
 		case *networking.WorkloadEntry:

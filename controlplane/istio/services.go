@@ -159,13 +159,14 @@ func (b *builder) sliceEndpoints(es typed[*discoveryv1.EndpointSlice]) []model.E
 			continue
 		}
 		e := model.Endpoint{
-			Address: addr,
-			Ports:   copyPorts(ports),
-			Labels:  copyLabels(labels),
-			Weight:  1,
-			Healthy: ep.Conditions.Ready == nil || *ep.Conditions.Ready,
-			Source:  o.Source(),
+			Address:   addr,
+			Ports:     copyPorts(ports),
+			Labels:    b.endpointLabels(o, ep, labels),
+			Weight:    1,
+			ClusterID: o.Labels[LabelCluster],
+			Source:    o.Source(),
 		}
+		e.Healthy, e.Draining = endpointHealth(ep.Conditions)
 		e.Locality.Region = o.Labels[labelRegion]
 		if r := ep.DeprecatedTopology[labelRegion]; r != "" {
 			e.Locality.Region = r

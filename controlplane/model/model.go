@@ -77,8 +77,16 @@ type Endpoint struct {
 	// Weight is the load-balancing weight (>=1).
 	Weight uint32 `json:"weight,omitempty"`
 	// Healthy is false for endpoints reported not ready (EndpointSlice conditions).
-	Healthy bool   `json:"healthy"`
-	Source  Source `json:"source"`
+	Healthy bool `json:"healthy"`
+	// Draining marks an endpoint that is shutting down but still serving
+	// (EndpointSlice ready=false, serving=true, terminating=true): Envoy gets
+	// it as DRAINING, so no new requests go there but it stays known.
+	Draining bool `json:"draining,omitempty"`
+	// ClusterID is the Kubernetes cluster the endpoint lives in (from the
+	// topology.istio.io/cluster label, as Istio); empty for a single-cluster
+	// or file-only mesh.
+	ClusterID string `json:"clusterId,omitempty"`
+	Source    Source `json:"source"`
 }
 
 // Subset is a named group of a service's endpoints (DestinationRule subsets).

@@ -5,6 +5,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/rosenmesh/rosen/controlplane/model"
@@ -133,17 +134,36 @@ func endpointPort(ep model.Endpoint, port model.ServicePort) uint32 {
 
 func lbEndpoint(ep model.Endpoint, port, weight uint32, dns bool) *endpointv3.LbEndpoint {
 	health := corev3.HealthStatus_HEALTHY
-	if !ep.Healthy {
-		health = corev3.HealthStatus_UNHEALTHY
-	}
-	if dns {
+	switch {
+	case dns:
 		health = corev3.HealthStatus_UNKNOWN
+	case ep.Draining:
+		health = corev3.HealthStatus_DRAINING
+	case !ep.Healthy:
+		health = corev3.HealthStatus_UNHEALTHY
 	}
 	return &endpointv3.LbEndpoint{
 		HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(ep.Address, port)}},
 		HealthStatus:        health,
 		LoadBalancingWeight: wrapperspb.UInt32(weight),
+		Metadata:            endpointMetadata(ep),
 	}
+}
+
+// EndpointMetadataNamespace is the filter_metadata key under which an
+// endpoint's origin is published ({"cluster": "<cluster id>"}), for access
+// logs, tap and operators reading a config dump.
+const EndpointMetadataNamespace = "rosen"
+
+// endpointMetadata says which Kubernetes cluster an endpoint lives in; nil
+// for endpoints without one, so single-cluster output is unchanged.
+func endpointMetadata(ep model.Endpoint) *corev3.Metadata {
+	if ep.ClusterID == "" {
+		return nil
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		EndpointMetadataNamespace: {Fields: map[string]*structpb.Value{"cluster": structpb.NewStringValue(ep.ClusterID)}},
+	}}
 }
 
 func socketAddress(addr string, port uint32) *corev3.Address {
