@@ -12,7 +12,7 @@ type ruleError struct{ field, msg string }
 func fieldf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 // whenKeys are the condition keys Rosen translates to RBAC on gateways.
-var whenKeys = []string{"request.headers[", "source.ip", "remote.ip", "request.auth.principal", "request.auth.claims["}
+var whenKeys = []string{"request.headers[", "source.ip", "remote.ip", "request.auth.principal", "request.auth.audiences", "request.auth.presenter", "request.auth.claims["}
 
 // CheckRules reports the AuthorizationPolicy rule fields that Rosen cannot
 // enforce on a gateway: identities that need mTLS (principals, namespaces,
@@ -37,7 +37,7 @@ func CheckRules(rules []*security.Rule) []ruleError {
 				}
 			}
 			if !ok {
-				errs = append(errs, ruleError{fieldf("spec.rules[%d].when[%d].key", i, j), fmt.Sprintf("unsupported key %q (supported: request.headers[...], source.ip, remote.ip, request.auth.principal, request.auth.claims[...])", c.GetKey())})
+				errs = append(errs, ruleError{fieldf("spec.rules[%d].when[%d].key", i, j), fmt.Sprintf("unsupported key %q (supported: request.headers[...], source.ip, remote.ip, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[...])", c.GetKey())})
 			}
 		}
 	}

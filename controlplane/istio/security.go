@@ -1,6 +1,8 @@
 package istio
 
 import (
+	"net/url"
+	"strconv"
 	"strings"
 
 	security "istio.io/api/security/v1beta1"
@@ -47,13 +49,38 @@ func (b *builder) requestAuthentication(sec *model.Security, o *config.Object, s
 			b.errorf(o, fieldf("spec.jwtRules[%d].issuer", i), "required")
 		}
 		if r.GetJwks() != "" {
-			b.errorf(o, fieldf("spec.jwtRules[%d].jwks", i), "inline jwks is not supported; use jwksUri or discovery")
+			b.errorf(o, fieldf("spec.jwtRules[%d].jwks", i), "inline jwks is not supported; use jwksUri")
 		}
+		b.checkJWKSURI(o, fieldf("spec.jwtRules[%d].jwksUri", i), r.GetJwksUri())
+		b.checkDuration(o, fieldf("spec.jwtRules[%d].timeout", i), r.GetTimeout())
 	}
 	sec.RequestAuthentications = append(sec.RequestAuthentications, &model.RequestAuthentication{
 		Name: o.Name, Namespace: o.Namespace, Workloads: workloads(o, s.GetSelector().GetMatchLabels()),
 		Rules: s.GetJwtRules(), Source: o.Source(),
 	})
+}
+
+// checkJWKSURI requires an absolute http(s) jwksUri with a host: gateways
+// fetch keys with Envoy's remote_jwks from it, and Rosen does not resolve
+// OIDC discovery for them (Istio does, in istiod).
+func (b *builder) checkJWKSURI(o *config.Object, field, uri string) {
+	if uri == "" {
+		b.errorf(o, field, "required: Rosen's gateways fetch keys from jwksUri (OIDC discovery is not resolved for them)")
+		return
+	}
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil:
+		b.errorf(o, field, "not a URL: %v", err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		b.errorf(o, field, "scheme %q: only https and http are fetched", u.Scheme)
+	case u.Hostname() == "":
+		b.errorf(o, field, "no host in %q", uri)
+	case u.Port() != "":
+		if n, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || n == 0 {
+			b.errorf(o, field, "port %q is not 1-65535", u.Port())
+		}
+	}
 }
 
 func (b *builder) authorizationPolicy(sec *model.Security, o *config.Object, s *security.AuthorizationPolicy) {

@@ -54,6 +54,7 @@ func HTTPSRouteName(g *model.Gateway, s *model.GatewayServer) string {
 func buildGateway(m *model.Mesh, p Proxy, r *Resources) {
 	ix := newIndex(m)
 	pf := PolicyFilters(m, p)
+	addJWKSClusters(m, RequestAuthenticationsFor(m, p), r)
 	byPort := map[uint32][]boundServer{}
 	for _, g := range GatewaysFor(m, p) {
 		for i := range g.Servers {

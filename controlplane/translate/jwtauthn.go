@@ -2,7 +2,6 @@ package translate
 
 import (
 	"fmt"
-	"net/url"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -17,24 +16,35 @@ import (
 // JWTAuthnFilterName is Envoy's JWT authentication filter.
 const JWTAuthnFilterName = "envoy.filters.http.jwt_authn"
 
-// JWKSClusterName names the cluster that fetches a jwksUri, as Istio does.
+// JWTPayloadMetadataKey is where every provider writes the verified payload
+// in jwt_authn's dynamic metadata (payload_in_metadata), as Istio does since
+// it dropped its own authn filter: RBAC request principals, claims and
+// audiences, and rate-limit claim actions, all read
+// envoy.filters.http.jwt_authn → payload → <claim>. A request carries at most
+// one verified token, so one key for every issuer is unambiguous.
+const JWTPayloadMetadataKey = "payload"
+
+// JWKSClusterName names the cluster that fetches a jwksUri, as Istio does:
+// outbound|<port>||<host>. A URI that is not an absolute http(s) URL gets a
+// name no cluster has, so validation rejects the filter that refers to it.
 func JWKSClusterName(jwksURI string) string {
-	u, err := url.Parse(jwksURI)
-	if err != nil {
-		return "outbound|jwks|invalid"
+	host, port, _, ok := jwksURL(jwksURI)
+	if !ok {
+		return "outbound|0||invalid-jwks-uri"
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
-	}
-	return fmt.Sprintf("outbound|%s||%s", port, u.Hostname())
+	return ClusterName(host, port, "")
 }
+
+// DefaultJWKSFetchTimeout is Istio's jwtRules timeout default.
+const DefaultJWKSFetchTimeout = 5 * time.Second
 
 // JWTAuthnFilter is Istio's RequestAuthentication translation: one provider
 // per jwtRule (named origins-<i>), and a requirement that accepts a request
 // with no token or with a valid token from any provider (missing tokens are
 // left to AuthorizationPolicy; invalid ones are rejected with 401). Verified
-// payloads go to the filter metadata under the issuer, for RBAC and Rego.
+// payloads go to the filter metadata under JWTPayloadMetadataKey, for RBAC,
+// rate limits and Rego. Keys are fetched by Envoy (remote_jwks) through the
+// cluster addJWKSClusters emits.
 func JWTAuthnFilter(ras []*model.RequestAuthentication) *hcmv3.HttpFilter {
 	if len(ras) == 0 {
 		return nil
@@ -51,20 +61,21 @@ func JWTAuthnFilter(ras []*model.RequestAuthentication) *hcmv3.HttpFilter {
 				Audiences:            r.GetAudiences(),
 				Forward:              r.GetForwardOriginalToken(),
 				ForwardPayloadHeader: r.GetOutputPayloadToHeader(),
-				PayloadInMetadata:    r.GetIssuer(),
+				PayloadInMetadata:    JWTPayloadMetadataKey,
 				FromParams:           r.GetFromParams(),
 			}
 			for _, h := range r.GetFromHeaders() {
 				p.FromHeaders = append(p.FromHeaders, &jwtv3.JwtHeader{Name: h.GetName(), ValuePrefix: h.GetPrefix()})
 			}
-			uri := r.GetJwksUri()
-			if uri == "" {
-				uri = r.GetIssuer() + "/.well-known/jwks.json"
+			uri := r.GetJwksUri() // required by the istio builder
+			timeout := DefaultJWKSFetchTimeout
+			if t := r.GetTimeout(); t != nil && t.AsDuration() > 0 {
+				timeout = t.AsDuration()
 			}
 			p.JwksSourceSpecifier = &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
 				HttpUri: &corev3.HttpUri{
 					Uri: uri, HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: JWKSClusterName(uri)},
-					Timeout: durationpb.New(5 * time.Second),
+					Timeout: durationpb.New(timeout),
 				},
 				CacheDuration: durationpb.New(5 * time.Minute),
 			}}

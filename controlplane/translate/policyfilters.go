@@ -19,6 +19,20 @@ func selects(w model.WorkloadSelector, p Proxy) bool {
 	return w.Namespace == p.Namespace && labelsContain(p.Labels, w.Selector)
 }
 
+// RequestAuthenticationsFor returns the RequestAuthentications that select the proxy.
+func RequestAuthenticationsFor(m *model.Mesh, p Proxy) []*model.RequestAuthentication {
+	if m.Security == nil {
+		return nil
+	}
+	var ras []*model.RequestAuthentication
+	for _, ra := range m.Security.RequestAuthentications {
+		if selects(ra.Workloads, p) {
+			ras = append(ras, ra)
+		}
+	}
+	return ras
+}
+
 // PolicyFilters returns the gateway's policy HTTP filters, in the order
 // jwt_authn → rbac (DENY, then ALLOW) → ext_authz → ratelimit; they go in
 // front of cors, fault and router.
@@ -27,13 +41,7 @@ func PolicyFilters(m *model.Mesh, p Proxy) []*hcmv3.HttpFilter {
 		return nil
 	}
 	var out []*hcmv3.HttpFilter
-	var ras []*model.RequestAuthentication
-	for _, ra := range m.Security.RequestAuthentications {
-		if selects(ra.Workloads, p) {
-			ras = append(ras, ra)
-		}
-	}
-	if f := JWTAuthnFilter(ras); f != nil {
+	if f := JWTAuthnFilter(RequestAuthenticationsFor(m, p)); f != nil {
 		out = append(out, f)
 	}
 	byAction := map[string][]*model.AuthorizationPolicy{}

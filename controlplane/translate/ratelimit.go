@@ -77,11 +77,14 @@ func rateLimitAction(e model.RateLimitEntry) *routev3.RateLimit_Action {
 	case model.EntryMethod:
 		return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_RequestHeaders_{RequestHeaders: &routev3.RateLimit_Action_RequestHeaders{HeaderName: ":method", DescriptorKey: e.Key}}}
 	}
-	// jwtClaim: the payload jwt_authn wrote to metadata under the issuer is
-	// not known here, so the claim is read from the filter's namespace by path.
+	// jwtClaim: the claim of the payload jwt_authn wrote to its metadata
+	// (envoy.filters.http.jwt_authn → payload → claim).
 	return &routev3.RateLimit_Action{ActionSpecifier: &routev3.RateLimit_Action_Metadata{Metadata: &routev3.RateLimit_Action_MetaData{
 		DescriptorKey: e.Key,
-		MetadataKey:   &metadatav3.MetadataKey{Key: JWTAuthnFilterName, Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: e.Claim}}}},
-		Source:        routev3.RateLimit_Action_MetaData_DYNAMIC,
+		MetadataKey: &metadatav3.MetadataKey{Key: JWTAuthnFilterName, Path: []*metadatav3.MetadataKey_PathSegment{
+			{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: JWTPayloadMetadataKey}},
+			{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: e.Claim}},
+		}},
+		Source: routev3.RateLimit_Action_MetaData_DYNAMIC,
 	}}}
 }

@@ -24,8 +24,8 @@ const RBACFilterName = "envoy.filters.http.rbac"
 // into one RBAC filter, with Istio's semantics: a rule matches when any of
 // its from, any of its to and all of its when match; a policy without rules
 // matches nothing (so an ALLOW policy without rules denies everything).
-// Request principals ("iss/sub") are read from the payload jwt_authn writes
-// to its metadata under the issuer.
+// Request principals ("iss/sub"), audiences and claims are read from the
+// payload jwt_authn writes to its metadata (rbacjwt.go).
 func RBACFilter(action string, aps []*model.AuthorizationPolicy) *hcmv3.HttpFilter {
 	if len(aps) == 0 {
 		return nil
@@ -138,35 +138,15 @@ func condition(c *security.Condition) []*rbacconfv3.Principal {
 		}
 	case key == "request.auth.principal":
 		one = requestPrincipal
+	case key == "request.auth.audiences":
+		one = func(v string) *rbacconfv3.Principal { return jwtClaim([]string{"aud"}, v) }
+	case key == "request.auth.presenter":
+		one = func(v string) *rbacconfv3.Principal { return jwtClaim([]string{"azp"}, v) }
 	default: // request.auth.claims[...] (istio.CheckRules allows nothing else)
-		claim := strings.TrimSuffix(strings.TrimPrefix(key, "request.auth.claims["), "]")
-		one = func(v string) *rbacconfv3.Principal { return jwtMetadata("", claim, v) }
+		path := ClaimPath(key)
+		one = func(v string) *rbacconfv3.Principal { return jwtClaim(path, v) }
 	}
 	return principalField(nil, c.GetValues(), c.GetNotValues(), one)
-}
-
-// requestPrincipal matches "iss/sub" (either side may be "*").
-func requestPrincipal(v string) *rbacconfv3.Principal {
-	iss, sub, ok := strings.Cut(v, "/")
-	if v == "*" || !ok {
-		iss, sub = "*", "*"
-	}
-	return jwtMetadata(iss, "sub", sub)
-}
-
-// jwtMetadata matches a claim of the verified payload that jwt_authn put in
-// its metadata under the issuer (payload_in_metadata). An issuer of "*" or ""
-// is not expressible as one metadata path, so it matches the claim under the
-// generic "payload" key Rosen's ext_authz also writes.
-func jwtMetadata(iss, claim, value string) *rbacconfv3.Principal {
-	if iss == "*" || iss == "" {
-		iss = "payload"
-	}
-	return &rbacconfv3.Principal{Identifier: &rbacconfv3.Principal_Metadata{Metadata: &matcherv3.MetadataMatcher{
-		Filter: JWTAuthnFilterName,
-		Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: iss}}, {Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: claim}}},
-		Value:  &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: stringMatch(value, false)}},
-	}}}
 }
 
 func operation(o *security.Operation) *rbacconfv3.Permission {

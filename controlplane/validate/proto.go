@@ -67,8 +67,9 @@ func (c *checker) deep(kind, name, prefix string, m protoreflect.Message) {
 	})
 }
 
-// visit applies per-message checks (regexes).
+// visit applies per-message checks (regexes, cluster references).
 func (c *checker) visit(kind, name, path string, msg protoreflect.Message) {
+	c.clusterRef(kind, name, path, msg)
 	if re, ok := regexOf(msg); ok {
 		if err := checkRegex(re); err != nil {
 			c.fail(kind, name, join(path, "regex"), "%v", err)

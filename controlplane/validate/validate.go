@@ -58,8 +58,9 @@ func Mesh(m *model.Mesh) error {
 }
 
 type checker struct {
-	res  *translate.Resources
-	errs model.Errors
+	res          *translate.Resources
+	errs         model.Errors
+	clusterNames map[string]bool // see clusterSet
 }
 
 var routePath = regexp.MustCompile(`^virtual_hosts\[\d+\]\.routes\[\d+\]`)
