@@ -92,7 +92,7 @@ func TestPipelineEmbeddedJetStreamToSQLite(t *testing.T) {
 		`{"id":"3","type":"userDeleted","key":"1","payload":{"id":1}}`,
 		`{"id":"4","type":"userCreated","key":"3","payload":{"name":"no id"}}`, // missing key → dead letter
 		`{"id":"5","type":"userExploded","key":"3","payload":{"id":3}}`,        // unknown type → dead letter
-		`{"id":"6","type":"userCreated","key":"4","payload":{"id":"four"}}`,   // type mismatch → dead letter
+		`{"id":"6","type":"userCreated","key":"4","payload":{"id":"four"}}`,    // type mismatch → dead letter
 	}
 	var last uint64
 	for _, e := range events {

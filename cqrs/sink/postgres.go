@@ -50,19 +50,29 @@ func (p *Postgres) Permanent(err error) bool {
 	return false
 }
 
+// Prepare runs under an advisory lock: workers starting together would
+// otherwise race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
 func (p *Postgres) Prepare(ctx context.Context, rs []*rules.Rule) error {
-	if _, err := p.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WatermarkTable+` (view_name text NOT NULL, row_key text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (view_name, row_key))`); err != nil {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7305200001)`); err != nil {
+		return fmt.Errorf("lock for DDL: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WatermarkTable+` (view_name text NOT NULL, row_key text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (view_name, row_key))`); err != nil {
 		return fmt.Errorf("create watermark table: %w", err)
 	}
 	for _, r := range rs {
 		if !r.CreateTable {
 			continue
 		}
-		if _, err := p.pool.Exec(ctx, createTableSQL(rules.DBPostgres, r)); err != nil {
+		if _, err := tx.Exec(ctx, createTableSQL(rules.DBPostgres, r)); err != nil {
 			return fmt.Errorf("create table %s: %w", r.Table, err)
 		}
 	}
-	return nil
+	return tx.Commit(ctx)
 }
 
 func (p *Postgres) ResetView(ctx context.Context, view, table string, truncate bool) error {

@@ -35,7 +35,12 @@ func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable: name, AckPolicy: jetstream.AckAllPolicy, AckWait: time.Hour, MaxAckPending: 100_000,
-		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+	}
+	if len(filters) == 1 {
+		cc.FilterSubject = filters[0] // servers before 2.10 know only the single filter
+	} else {
+		cc.FilterSubjects = filters
 	}
 	if old, err := s.stream.Consumer(ctx, name); err == nil {
 		info, err := old.Info(ctx)

@@ -1,0 +1,112 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/rosenmesh/rosen/cqrs/engine"
+	"github.com/rosenmesh/rosen/cqrs/event"
+)
+
+// MaxPublishBody is the largest request body the publish endpoint reads.
+const MaxPublishBody = 16 << 20
+
+// StatusReport is GET /api/cqrs/status.
+type StatusReport struct {
+	engine.Status
+	StoreLastSeq uint64 `json:"storeLastSeq"`
+	StoredDead   uint64 `json:"storedDeadLetters"`
+	Partitions   []int  `json:"partitions"`
+	EventStore   string `json:"eventStore"`
+}
+
+// Handler serves, under /api/cqrs:
+//
+//	POST /api/cqrs/events   one envelope, or a JSON array of them → {"seqs":[…]}
+//	GET  /api/cqrs/status   engine and event-store counters
+//	POST /api/cqrs/replay?view=users&from=<seq|RFC3339>
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/cqrs/events", s.handlePublish)
+	mux.HandleFunc("GET /api/cqrs/status", s.handleStatus)
+	mux.HandleFunc("POST /api/cqrs/replay", s.handleReplay)
+	return mux
+}
+
+func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublishBody))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	var items []json.RawMessage
+	if trimmed := strings.TrimSpace(string(body)); strings.HasPrefix(trimmed, "[") {
+		if err := json.Unmarshal(body, &items); err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
+		}
+	} else {
+		items = []json.RawMessage{body}
+	}
+	// Validate every envelope before storing any, so a bad array stores nothing.
+	for i, it := range items {
+		if _, err := event.Decode(it); err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("event %d: %w", i, err))
+			return
+		}
+	}
+	seqs := make([]uint64, 0, len(items))
+	for _, it := range items {
+		seq, err := s.store.Publish(r.Context(), it)
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		seqs = append(seqs, seq)
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"seqs": seqs})
+}
+
+func (s *Service) handleStatus(w http.ResponseWriter, r *http.Request) {
+	rep := StatusReport{Status: s.engine.Status(), Partitions: s.Partitions(), EventStore: s.store.Config().Stream}
+	rep.StoreLastSeq, _ = s.store.LastSeq(r.Context())
+	rep.StoredDead, _ = s.store.DeadLetterCount(r.Context())
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Service) handleReplay(w http.ResponseWriter, r *http.Request) {
+	view := r.URL.Query().Get("view")
+	if view == "" {
+		httpError(w, http.StatusBadRequest, errors.New("view is required"))
+		return
+	}
+	from, since, err := ParseFrom(r.URL.Query().Get("from"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	res, err := s.Replay(r.Context(), view, from, since)
+	if errors.Is(err, ErrUnknownView) {
+		httpError(w, http.StatusNotFound, err)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}

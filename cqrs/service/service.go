@@ -1,0 +1,208 @@
+// Package service assembles the CQRS engine from its configuration: the
+// event store, one sink per database, the exporters, a consumer per owned
+// partition, the HTTP API (publish, status, replay). It is what `rosen
+// serve` and `rosen cqrs serve` run.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/rosenmesh/rosen/cqrs/engine"
+	"github.com/rosenmesh/rosen/cqrs/exporter"
+	"github.com/rosenmesh/rosen/cqrs/rules"
+	"github.com/rosenmesh/rosen/cqrs/sink"
+	"github.com/rosenmesh/rosen/cqrs/source"
+)
+
+// ErrConfig is a service that cannot start from its options.
+var ErrConfig = errors.New("service: bad configuration")
+
+// Options configure a Service.
+type Options struct {
+	Files     rules.Files
+	DataDir   string
+	JetStream source.JetStreamConfig // URL empty: embedded under DataDir/cqrs-nats
+	// Worker and Workers split the partitions: this worker consumes partition
+	// p when p % Workers == Worker.
+	Worker, Workers int
+	BatchSize       int
+	Linger          time.Duration // how long a batch waits to fill (default 5ms)
+	Log             *zap.Logger
+	Registry        prometheus.Registerer
+}
+
+// Service is a running CQRS worker.
+type Service struct {
+	opts      Options
+	log       *zap.Logger
+	cfg       *rules.Config
+	store     *source.EventStore
+	sinks     map[string]*sink.Sink
+	exporters map[string]exporter.Exporter
+	engine    *engine.Engine
+	// gate pauses the live consumers while a replay rebuilds a view.
+	gate sync.RWMutex
+}
+
+// Open loads and validates the configuration and connects everything.
+func Open(ctx context.Context, o Options) (*Service, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Workers < 1 {
+		o.Workers = 1
+	}
+	if o.Worker < 0 || o.Worker >= o.Workers {
+		return nil, fmt.Errorf("%w: worker %d of %d", ErrConfig, o.Worker, o.Workers)
+	}
+	if o.Linger <= 0 {
+		o.Linger = 5 * time.Millisecond
+	}
+	cfg, err := rules.Load(o.Files)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{opts: o, log: o.Log.Named("cqrs"), cfg: cfg, sinks: map[string]*sink.Sink{}, exporters: map[string]exporter.Exporter{}}
+	if o.JetStream.URL == "" && o.JetStream.DataDir == "" {
+		o.JetStream.DataDir = filepath.Join(o.DataDir, "cqrs-nats")
+	}
+	if s.store, err = source.OpenEventStore(ctx, o.JetStream); err != nil {
+		return nil, err
+	}
+	for name, db := range cfg.Databases {
+		st, err := sink.Open(ctx, db, o.DataDir)
+		if err == nil {
+			err = st.Prepare(ctx, rulesOf(cfg, name))
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("database %s: %w", name, err)
+		}
+		s.sinks[name] = &sink.Sink{Name: name, Store: st}
+	}
+	for name, ex := range cfg.Exporters {
+		x, err := exporter.Open(name, ex)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.exporters[name] = x
+	}
+	if s.engine, err = s.newEngine(nil, o.Registry); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) newEngine(views []string, reg prometheus.Registerer) (*engine.Engine, error) {
+	return engine.New(engine.Options{Config: s.cfg, Sinks: s.sinks, Exporters: s.exporters, DeadLetters: s.store,
+		Log: s.log, Registry: reg, BatchSize: s.opts.BatchSize, Views: views})
+}
+
+func rulesOf(cfg *rules.Config, db string) []*rules.Rule {
+	var out []*rules.Rule
+	for _, r := range cfg.Rules {
+		if r.Database == db {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Partitions are the event-store partitions this worker owns.
+func (s *Service) Partitions() []int {
+	var ps []int
+	for p := range s.store.Config().Partitions {
+		if p%s.opts.Workers == s.opts.Worker {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// Run consumes every owned partition (one durable consumer each) until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(s.Partitions()))
+	for _, p := range s.Partitions() {
+		src, err := s.store.Consumer(ctx, "rosen-cqrs-p"+strconv.Itoa(p), []int{p}, s.opts.Linger)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer src.Close()
+			errs <- s.engine.Run(ctx, gated{src: src, gate: &s.gate})
+		}()
+	}
+	s.log.Info("cqrs running", zap.Ints("partitions", s.Partitions()), zap.Int("rules", len(s.cfg.Rules)))
+	wg.Wait()
+	close(errs)
+	return errors.Join(drain(errs)...)
+}
+
+func drain(ch chan error) []error {
+	var out []error
+	for e := range ch {
+		out = append(out, e)
+	}
+	return out
+}
+
+// gated holds the service's read lock from a batch's fetch to its ack, so
+// that a replay (which takes the write lock) never interleaves with live writes.
+type gated struct {
+	src  source.Source
+	gate *sync.RWMutex
+}
+
+func (g gated) Next(ctx context.Context, max int) (source.Batch, error) {
+	b, err := g.src.Next(ctx, max)
+	if err != nil {
+		return b, err
+	}
+	g.gate.RLock()
+	commit := b.Commit
+	b.Commit = func(ctx context.Context) error {
+		defer g.gate.RUnlock()
+		return commit(ctx)
+	}
+	return b, nil
+}
+
+func (g gated) Close() error { return g.src.Close() }
+
+// Publish stores one event envelope in the event store.
+func (s *Service) Publish(ctx context.Context, data []byte) (uint64, error) {
+	return s.store.Publish(ctx, data)
+}
+
+// Config is the loaded configuration.
+func (s *Service) Config() *rules.Config { return s.cfg }
+
+// EventStore is the JetStream event store.
+func (s *Service) EventStore() *source.EventStore { return s.store }
+
+// Close releases every connection.
+func (s *Service) Close() {
+	for _, x := range s.exporters {
+		_ = x.Close()
+	}
+	for _, sk := range s.sinks {
+		_ = sk.Store.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
