@@ -133,7 +133,15 @@ func (s *Server) errorsOrEmpty() []*model.FieldError {
 
 // Serve listens on opts.Addr until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	// Timeouts bound what one client can hold: idle keep-alive connections
+	// are closed so they cannot use up the process's file descriptors.
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

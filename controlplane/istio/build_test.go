@@ -95,6 +95,27 @@ func TestBuildErrors(t *testing.T) {
 				`t.yaml:10: VirtualService default/r: spec.http[0].mirrorPercentage.value: percentage 101 must be between 0 and 100`,
 				`t.yaml:10: VirtualService default/r: spec.http[0].mirror.subset: unknown subset "v3": DestinationRule default/reviews defines [v1, v2]`,
 			}},
+		{"pseudo and host header edits", vs(`  - route: [{destination: {host: reviews}, headers: {request: {set: {host: evil}}}}]
+    headers:
+      request: {set: {":path": /x}, remove: [":authority", "x-ok"]}
+      response: {add: {"bad header": v}}`),
+			[]string{
+				`t.yaml:10: VirtualService default/r: spec.http[0].headers.request.set[":path"]: header ":path" may not be modified (pseudo-headers and Host are not editable; use rewrite.authority for Host)`,
+				`t.yaml:10: VirtualService default/r: spec.http[0].headers.request.remove[":authority"]: header ":authority" may not be modified (pseudo-headers and Host are not editable; use rewrite.authority for Host)`,
+				`t.yaml:10: VirtualService default/r: spec.http[0].headers.response.add["bad header"]: header name "bad header" is not a valid HTTP token`,
+				`t.yaml:10: VirtualService default/r: spec.http[0].route[0].headers.request.set["host"]: header "host" may not be modified (pseudo-headers and Host are not editable; use rewrite.authority for Host)`,
+			}},
+		{"host names Istio rejects", reviewsDR + `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: ["a b.example.com", "foo.*.com", "bücher.example.com", "*a.example.com"]
+  http: [{route: [{destination: {host: reviews}}]}]`,
+			[]string{
+				`t.yaml:10: VirtualService default/r: spec.hosts[0]: host "a b.example.com": label "a b" is not a DNS-1123 label (a wildcard may only prefix the first label)`,
+				`t.yaml:10: VirtualService default/r: spec.hosts[1]: host "foo.*.com": label "*" is not a DNS-1123 label (lower-case letters, digits and '-', 1-63 characters)`,
+				`t.yaml:10: VirtualService default/r: spec.hosts[2]: host "bücher.example.com": label "bücher" is not a DNS-1123 label (a wildcard may only prefix the first label)`,
+			}},
 		{"no action", vs(`  - name: empty`),
 			[]string{`t.yaml:10: VirtualService default/r: spec.http[0]: one of route, redirect or directResponse is required`}},
 		{"unknown gateway", reviewsDR + `apiVersion: networking.istio.io/v1

@@ -3,6 +3,7 @@ package istio
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -71,6 +72,10 @@ func (b *builder) checkHTTPRoute(o *config.Object, field string, r *networking.H
 		b.errorf(o, field+".directResponse.status", "status %d must be between 200 and 599", dr.GetStatus())
 	}
 	b.checkFault(o, field+".fault", r.GetFault())
+	b.checkHeaderOps(o, field+".headers", r.GetHeaders())
+	for j, d := range r.GetRoute() {
+		b.checkHeaderOps(o, fmt.Sprintf("%s.route[%d].headers", field, j), d.GetHeaders())
+	}
 	if c := r.GetCorsPolicy(); c != nil {
 		for k, m := range c.GetAllowOrigins() {
 			b.checkStringMatch(o, fmt.Sprintf("%s.corsPolicy.allowOrigins[%d]", field, k), m)
@@ -141,4 +146,38 @@ func (b *builder) checkRegex(o *config.Object, field, re string) {
 	if _, err := regexp.Compile(re); err != nil {
 		b.errorf(o, field, "invalid RE2 regex: %v", err)
 	}
+}
+
+// headerToken is RFC 7230's token: what a header name may be made of.
+var headerToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+
+// checkHeaderOps rejects header manipulations Envoy refuses (":"-prefixed
+// pseudo-headers and Host may not be modified) and names that are not HTTP
+// tokens, as Istio's validation does.
+func (b *builder) checkHeaderOps(o *config.Object, field string, h *networking.Headers) {
+	check := func(f string, op *networking.Headers_HeaderOperations) {
+		if op == nil {
+			return
+		}
+		names := func(kind string, ns []string) {
+			for _, n := range ns {
+				nf := fmt.Sprintf("%s.%s[%q]", f, kind, n)
+				switch {
+				case n == "":
+					b.errorf(o, f+"."+kind, "empty header name")
+				case strings.HasPrefix(n, ":") || strings.EqualFold(n, "host"):
+					b.errorf(o, nf, "header %q may not be modified (pseudo-headers and Host are not editable; use rewrite.authority for Host)", n)
+				case !headerToken.MatchString(n):
+					b.errorf(o, nf, "header name %q is not a valid HTTP token", n)
+				}
+			}
+		}
+		names("set", sortedKeys(op.GetSet()))
+		names("add", sortedKeys(op.GetAdd()))
+		if rm := op.GetRemove(); len(rm) > 0 {
+			names("remove", rm)
+		}
+	}
+	check(field+".request", h.GetRequest())
+	check(field+".response", h.GetResponse())
 }

@@ -97,6 +97,9 @@ func gatewayHost(h, namespace string) (string, error) {
 	if i := strings.LastIndex(host, "*"); i > 0 || (i == 0 && host != "*" && !strings.HasPrefix(host, "*.")) {
 		return "", fmt.Errorf("host %q: a wildcard is only allowed as the leftmost label (*.example.com)", h)
 	}
+	if err := checkHostName(host); err != nil {
+		return "", err
+	}
 	return ns + "/" + host, nil
 }
 

@@ -1,7 +1,9 @@
 package istio
 
 import (
+	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 )
 
@@ -58,3 +60,33 @@ func uitoa(u uint32) string {
 		}
 	}
 }
+
+// checkHostName applies Istio's host rules (ValidateWildcardDomain): at most
+// 255 bytes, DNS-1123 labels of at most 63 bytes, and a wildcard only in the
+// first label ("*", "*.example.com", "*example.com"). host is lower-cased.
+func checkHostName(host string) error {
+	if host == "*" {
+		return nil
+	}
+	if len(host) > 255 {
+		return fmt.Errorf("host %q is longer than 255 characters", host[:40]+"…")
+	}
+	first, rest, hasRest := strings.Cut(host, ".")
+	if !wildcardLabel.MatchString(first) || len(first) > 63 {
+		return fmt.Errorf("host %q: label %q is not a DNS-1123 label (a wildcard may only prefix the first label)", host, first)
+	}
+	if !hasRest {
+		return nil
+	}
+	for _, l := range strings.Split(rest, ".") {
+		if len(l) > 63 || !dnsLabel.MatchString(l) {
+			return fmt.Errorf("host %q: label %q is not a DNS-1123 label (lower-case letters, digits and '-', 1-63 characters)", host, l)
+		}
+	}
+	return nil
+}
+
+var (
+	dnsLabel      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	wildcardLabel = regexp.MustCompile(`^(\*|(\*|\*-)?[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`)
+)

@@ -105,6 +105,10 @@ func (b *builder) serviceEntry(se typed[*networking.ServiceEntry]) []*model.Serv
 			b.errorf(o, field, "host %q must be a DNS name, not an IP address", h)
 			continue
 		}
+		if err := checkHostName(host); err != nil {
+			b.errorf(o, field, "%v", err)
+			continue
+		}
 		hostEps := eps
 		if res == model.ResolutionDNS && len(spec.GetEndpoints()) == 0 && spec.GetWorkloadSelector() == nil {
 			// Istio: a DNS ServiceEntry without endpoints resolves its hosts.

@@ -50,6 +50,10 @@ func (b *builder) virtualService(v typed[*networking.VirtualService], gateways m
 			b.errorf(o, field, "duplicate host %q", host)
 		case validIP(host):
 			b.errorf(o, field, "host %q must be a DNS name, not an IP address", h)
+		default:
+			if err := checkHostName(host); err != nil {
+				b.errorf(o, field, "%v", err)
+			}
 		}
 		seen[host] = true
 		vs.Hosts = append(vs.Hosts, host)

@@ -32,6 +32,9 @@ import (
 
 // Node builds an xDS node with the metadata Rosen classifies proxies by:
 // LABELS, NAMESPACE and, for a proxyless gRPC client, GENERATOR=grpc.
+// MaxResponseSize bounds one xDS response the dump client accepts.
+const MaxResponseSize = 256 << 20
+
 func Node(id string, labels map[string]string, namespace string, proxyless bool) *corev3.Node {
 	fields := map[string]*structpb.Value{}
 	if len(labels) > 0 {
@@ -57,7 +60,10 @@ var ErrIncomplete = errors.New("dump: incomplete")
 // Dump connects to the xDS server at addr (plaintext) as node and returns
 // what it is served.
 func Dump(ctx context.Context, addr string, node *corev3.Node, delta bool, timeout time.Duration) (*adminv3.ConfigDump, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A large mesh's proxyless listener set alone can exceed gRPC's 4 MiB
+	// default; Envoy itself accepts much larger responses.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxResponseSize)))
 	if err != nil {
 		return nil, fmt.Errorf("dump: dial %s: %w", addr, err)
 	}
