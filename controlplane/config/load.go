@@ -25,9 +25,9 @@ func LoadDirs(dirs ...string) (*Set, error) {
 	var objs []*Object
 	var errs model.Errors
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := ReadFile(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read config: %w", err))
+			errs = append(errs, err)
 			continue
 		}
 		o, err := ParseYAML(f, data)

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"github.com/rosenmesh/rosen/controlplane/model"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, path, data string) {
@@ -177,5 +180,28 @@ spec:
 	set.Locate(other)
 	if other.Source.File != "other.yaml:1" {
 		t.Fatal(other.Source.File)
+	}
+}
+
+func TestHostileFilesAreRefusedNotRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.yaml"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := LoadDirs(dir); done <- err }()
+	select {
+	case err := <-done:
+		msg := fmt.Sprint(err)
+		for _, want := range []string{"pipe.yaml: not a regular file", "zero.yaml: not a regular file"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q lacks %q", msg, want)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadDirs blocked on a named pipe")
 	}
 }
