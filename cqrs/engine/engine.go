@@ -43,6 +43,9 @@ type Options struct {
 	Views []string
 	// MaxBackoff caps the wait between retries of a failing batch (default 5s).
 	MaxBackoff time.Duration
+	// OnCommitted, if set, sees each batch's decoded events once they are
+	// committed, dead-lettered and exported (benchmarks measure lag with it).
+	OnCommitted func(evs []*event.Event)
 }
 
 // Engine is one pipeline.
@@ -163,9 +166,6 @@ func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
 				continue
 			}
 			e.metrics.events.WithLabelValues(ruleLabel(r)).Inc()
-			if !ev.Time.IsZero() {
-				e.metrics.lag.WithLabelValues(ruleLabel(r)).Observe(time.Since(ev.Time).Seconds())
-			}
 			ops[r.Database] = append(ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Tag: i})
 		}
 		if !matched && len(e.opts.Views) == 0 {
@@ -211,7 +211,22 @@ func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
 		return err
 	}
 	e.status.record(committed, letters, msgs)
-	e.metrics.batch.Observe(time.Since(start).Seconds())
+	now := time.Now()
+	for _, op := range committed {
+		if t := events[op.Tag].ev.Time; !t.IsZero() {
+			e.metrics.lag.WithLabelValues(ruleLabel(op.Rule)).Observe(now.Sub(t).Seconds())
+		}
+	}
+	e.metrics.batch.Observe(now.Sub(start).Seconds())
+	if e.opts.OnCommitted != nil {
+		evs := make([]*event.Event, 0, len(events))
+		for _, r := range events {
+			if r.ev != nil {
+				evs = append(evs, r.ev)
+			}
+		}
+		e.opts.OnCommitted(evs)
+	}
 	return nil
 }
 

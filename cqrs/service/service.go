@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosenmesh/rosen/cqrs/engine"
+	"github.com/rosenmesh/rosen/cqrs/event"
 	"github.com/rosenmesh/rosen/cqrs/exporter"
 	"github.com/rosenmesh/rosen/cqrs/rules"
 	"github.com/rosenmesh/rosen/cqrs/sink"
@@ -38,6 +39,8 @@ type Options struct {
 	Linger          time.Duration // how long a batch waits to fill (default 5ms)
 	Log             *zap.Logger
 	Registry        prometheus.Registerer
+	// OnCommitted is passed to the live engine (see engine.Options).
+	OnCommitted func(evs []*event.Event)
 }
 
 // Service is a running CQRS worker.
@@ -106,7 +109,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 
 func (s *Service) newEngine(views []string, reg prometheus.Registerer) (*engine.Engine, error) {
 	return engine.New(engine.Options{Config: s.cfg, Sinks: s.sinks, Exporters: s.exporters, DeadLetters: s.store,
-		Log: s.log, Registry: reg, BatchSize: s.opts.BatchSize, Views: views})
+		Log: s.log, Registry: reg, BatchSize: s.opts.BatchSize, Views: views, OnCommitted: s.opts.OnCommitted})
 }
 
 func rulesOf(cfg *rules.Config, db string) []*rules.Rule {

@@ -61,7 +61,7 @@ func (p *Postgres) Prepare(ctx context.Context, rs []*rules.Rule) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7305200001)`); err != nil {
 		return fmt.Errorf("lock for DDL: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WatermarkTable+` (view_name text NOT NULL, row_key text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (view_name, row_key))`); err != nil {
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WatermarkTable+` (view_name text NOT NULL, row_key text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (view_name, row_key)) WITH (fillfactor = 70)`); err != nil {
 		return fmt.Errorf("create watermark table: %w", err)
 	}
 	for _, r := range rs {

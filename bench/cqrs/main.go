@@ -1,0 +1,57 @@
+// Command cqrs measures the CQRS engine: events/s from the JetStream event
+// store (embedded, in-process) into PostgreSQL and into MariaDB, p99
+// end-to-end lag at a steady publish rate, and the raw baseline of each
+// database from one client (COPY for PostgreSQL, multi-row INSERT for
+// MariaDB). It talks only to 127.0.0.1 and stops by itself.
+//
+//	go run ./bench/cqrs -events 200000 -rate 20000 -lag-seconds 10
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+)
+
+type config struct {
+	events     int
+	keys       int
+	rate       int
+	lagSeconds int
+	partitions int
+	batch      int
+	pgURL      string
+	myDSN      string
+	targets    string
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.events, "events", 200_000, "events for the throughput runs")
+	flag.IntVar(&c.keys, "keys", 50_000, "distinct row keys")
+	flag.IntVar(&c.rate, "rate", 20_000, "publish rate (events/s) for the lag run")
+	flag.IntVar(&c.lagSeconds, "lag-seconds", 10, "duration of the lag run")
+	flag.IntVar(&c.partitions, "partitions", 2, "event-store partitions (one consumer each)")
+	flag.IntVar(&c.batch, "batch", 2000, "engine batch size")
+	flag.StringVar(&c.pgURL, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL URL")
+	flag.StringVar(&c.myDSN, "mysql", "root@tcp(127.0.0.1:3306)/test", "MariaDB DSN")
+	flag.StringVar(&c.targets, "targets", "postgres,mysql", "databases to measure")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
