@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rosenmesh/rosen/policy/authz"
@@ -72,17 +73,29 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 		Log: env.Log, Registry: env.Registry, Timeout: f.timeout, DryRun: f.dryRun,
 		Input: authz.InputOptions{MaxBodyBytes: f.maxBody},
 	}
+	var static []jwt.Provider
 	if f.jwtFile != "" {
 		ps, err := loadProviders(f.jwtFile)
 		if err != nil {
 			return nil, err
 		}
-		v, err := jwt.New(ps, jwt.Options{Skew: f.jwtSkew})
-		if err != nil {
-			return nil, fmt.Errorf("--policy-jwt: %w", err)
-		}
-		opts.Tokens = v
+		static = ps
 	}
+	v, err := jwt.New(nil, jwt.Options{Skew: f.jwtSkew})
+	if err != nil {
+		return nil, fmt.Errorf("--policy-jwt: %w", err)
+	}
+	mj := &meshJWT{log: log, dirs: env.Config, static: static, tokens: jwt.NewReloadable(v)}
+	fromMesh, err := mj.meshProviders()
+	if err != nil {
+		// A --config that does not load is reported by the control plane; the
+		// static providers serve until it is fixed.
+		log.Error("JWT providers from --config not loaded", zap.Error(err))
+	}
+	if err := mj.apply(fromMesh); err != nil {
+		return nil, fmt.Errorf("--policy-jwt: %w", err)
+	}
+	opts.Tokens = mj.tokens
 	az := authz.New(opts)
 	az.Register(env.GRPC)
 	if f.dir != "" {
@@ -130,7 +143,7 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 				_ = rdb.Close()
 			}
 		}()
-		done := make(chan struct{}, 3)
+		done := make(chan struct{}, 4)
 		run := func(fn func()) { go func() { fn(); done <- struct{}{} }() }
 		n := 0
 		if f.dir != "" {
@@ -143,6 +156,10 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 		}
 		n++
 		run(func() { rl.SweepEvery(ctx, time.Minute) })
+		if len(mj.dirs) > 0 {
+			n++
+			run(func() { mj.watch(ctx, f.pollPeriod) })
+		}
 		for ; n > 0; n-- {
 			<-done
 		}

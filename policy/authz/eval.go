@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -21,7 +22,13 @@ func (p *Policy) Eval(ctx context.Context, input map[string]any) (v any, err err
 			v, err = nil, fmt.Errorf("%w: panic: %v", ErrPolicy, r)
 		}
 	}()
-	rs, err := p.prepared.Eval(ctx, rego.EvalInput(input))
+	// Converting once here and passing the parsed value skips rego's own
+	// (reflective, per-call) conversion of a raw input.
+	value, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input: %w", ErrPolicy, err)
+	}
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(value))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %w", ErrPolicy, ctx.Err())

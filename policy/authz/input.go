@@ -1,16 +1,15 @@
 package authz
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // ErrBadInput marks a CheckRequest that cannot be turned into a policy input;
@@ -40,31 +39,23 @@ type InputOptions struct {
 //
 // An error wraps ErrBadInput or ErrBadPath.
 func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
+	return buildInput(req, foldHeaders(req.GetAttributes().GetRequest().GetHttp()), opts)
+}
+
+// buildInput is BuildInput with the folded headers already at hand.
+func buildInput(req *authv3.CheckRequest, headers map[string]string, opts InputOptions) (map[string]any, error) {
 	if req == nil || req.GetAttributes() == nil {
 		return nil, fmt.Errorf("%w: no attributes", ErrBadInput)
 	}
-	bs, err := protojson.Marshal(req)
+	attrs, err := attributesValue(req.GetAttributes(), headers)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+		return nil, err
 	}
-	var input map[string]any
-	dec := json.NewDecoder(bytes.NewReader(bs))
-	dec.UseNumber()
-	if err := dec.Decode(&input); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
-	}
+	input := make(map[string]any, 10)
+	input["attributes"] = attrs
 	input["version"] = versionInfo
 
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	headers := foldHeaders(httpReq)
-	if h := httpMap(input); h != nil {
-		hm := make(map[string]any, len(headers))
-		for k, v := range headers {
-			hm[k] = v
-		}
-		h["headers"] = hm
-	}
-
 	rawPath := httpReq.GetPath()
 	path, query := SplitPath(rawPath)
 	canon, err := CanonicalPath(path)
@@ -98,7 +89,9 @@ func httpMap(input map[string]any) map[string]any {
 }
 
 // foldHeaders returns the request headers with lower-cased names, from
-// headers or (when Envoy sends encode_raw_headers) header_map.
+// headers or (when Envoy sends encode_raw_headers) header_map. Values of
+// names that differ only in case are joined with "," in the byte order of
+// the original names, so the result never depends on map iteration.
 func foldHeaders(h *authv3.AttributeContext_HttpRequest) map[string]string {
 	out := make(map[string]string, len(h.GetHeaders()))
 	add := func(k, v string) {
@@ -109,17 +102,26 @@ func foldHeaders(h *authv3.AttributeContext_HttpRequest) map[string]string {
 		}
 		out[k] = v
 	}
-	for k, v := range h.GetHeaders() {
-		add(k, v)
-	}
-	if len(h.GetHeaders()) == 0 {
-		for _, hv := range h.GetHeaderMap().GetHeaders() {
-			v := hv.GetValue()
-			if v == "" {
-				v = string(hv.GetRawValue())
+	if hs := h.GetHeaders(); len(hs) > 0 {
+		for k := range hs {
+			if k != strings.ToLower(k) {
+				for _, k := range slices.Sorted(maps.Keys(hs)) {
+					add(k, hs[k])
+				}
+				return out
 			}
-			add(hv.GetKey(), v)
 		}
+		for k, v := range hs { // Envoy sends lower-case names: nothing collides
+			out[k] = v
+		}
+		return out
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		v := hv.GetValue()
+		if v == "" {
+			v = string(hv.GetRawValue())
+		}
+		add(hv.GetKey(), v)
 	}
 	return out
 }

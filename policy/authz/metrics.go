@@ -1,11 +1,35 @@
 package authz
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// results are the decision result labels.
+var results = []string{"allow", "deny", "error", "bad_input", "unauthenticated"}
 
 type metrics struct {
-	decisions *prometheus.CounterVec   // result: allow, deny, error, bad_input, unauthenticated
+	decisions *prometheus.CounterVec   // result: see results
 	latency   *prometheus.HistogramVec // result
 	reloads   *prometheus.CounterVec   // result: ok, error
+	// byResult holds each result's children, resolved once rather than
+	// hashed per decision.
+	byResult map[string]resultMetrics
+}
+
+type resultMetrics struct {
+	decisions prometheus.Counter
+	latency   prometheus.Observer
+}
+
+func (m *metrics) observe(result string, d time.Duration) {
+	r, ok := m.byResult[result]
+	if !ok {
+		r = resultMetrics{m.decisions.WithLabelValues(result), m.latency.WithLabelValues(result)}
+	}
+	r.decisions.Inc()
+	r.latency.Observe(d.Seconds())
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.decisions, m.latency, m.reloads)
+	}
+	m.byResult = make(map[string]resultMetrics, len(results))
+	for _, r := range results {
+		m.byResult[r] = resultMetrics{m.decisions.WithLabelValues(r), m.latency.WithLabelValues(r)}
 	}
 	return m
 }

@@ -95,8 +95,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	e.Time = start
 	e.Allowed, e.Status, e.Reason = d.Allowed, d.Status, d.Reason
 	s.ring.Add(e)
-	s.metrics.decisions.WithLabelValues(result).Inc()
-	s.metrics.latency.WithLabelValues(result).Observe(e.Latency.Seconds())
+	s.metrics.observe(result, e.Latency)
 	if ce := s.log.Check(logLevel(result), "decision"); ce != nil {
 		ce.Write(zap.String("request_id", e.RequestID), zap.String("method", e.Method),
 			zap.String("path", e.Path), zap.String("canonical_path", e.CanonicalPath),
@@ -129,7 +128,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision
 		return deny(http.StatusForbidden, "no policy loaded"), e, "error"
 	}
 	e.PolicyVersion = p.Version
-	input, err := BuildInput(req, s.opts.Input)
+	input, err := buildInput(req, headers, s.opts.Input)
 	if err != nil {
 		return deny(http.StatusBadRequest, err.Error()), e, "bad_input"
 	}

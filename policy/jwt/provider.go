@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -22,6 +23,9 @@ var (
 	ErrInvalidToken  = errors.New("jwt: invalid token")
 	ErrUnknownIssuer = errors.New("jwt: issuer not configured")
 	ErrKeys          = errors.New("jwt: keys unavailable")
+	// Configuration errors.
+	ErrNoIssuer        = errors.New("jwt: provider without issuer")
+	ErrDuplicateIssuer = errors.New("jwt: issuer configured twice")
 )
 
 // FromHeader is a header that carries a token, with its value prefix.
@@ -54,6 +58,34 @@ type keys struct {
 	client *http.Client
 	mu     sync.Mutex
 	set    oidc.KeySet
+	// epoch counts the documents (discovery, JWKS) fetched for this provider:
+	// a change means the keys may have rotated, so verified-token cache
+	// entries from before it are verified again.
+	epoch atomic.Uint64
+}
+
+func newKeys(p Provider, base *http.Client) *keys {
+	k := &keys{p: p}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	k.client = &http.Client{Timeout: base.Timeout, Transport: fetchCounter{rt: rt, n: &k.epoch}}
+	return k
+}
+
+// fetchCounter counts successful fetches through a provider's client.
+type fetchCounter struct {
+	rt http.RoundTripper
+	n  *atomic.Uint64
+}
+
+func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := f.rt.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusOK {
+		f.n.Add(1)
+	}
+	return resp, err
 }
 
 func (k *keys) get(ctx context.Context) (oidc.KeySet, error) {

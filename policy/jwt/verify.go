@@ -2,11 +2,13 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +24,9 @@ type Options struct {
 	Now func() time.Time
 	// HTTPClient fetches discovery documents and JWKS (default: 5s timeout).
 	HTTPClient *http.Client
+	// CacheSize bounds the verified-token cache (default DefaultCacheSize;
+	// negative: no cache).
+	CacheSize int
 }
 
 // Verifier checks tokens against a set of providers. It implements
@@ -30,6 +35,7 @@ type Verifier struct {
 	opts      Options
 	providers map[string]*keys // by issuer
 	order     []*keys
+	cache     *tokenCache
 }
 
 // signingAlgs are the algorithms accepted; "none" and HMAC never are.
@@ -49,19 +55,45 @@ func New(providers []Provider, opts Options) (*Verifier, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
 	}
-	v := &Verifier{opts: opts, providers: map[string]*keys{}}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	return build(providers, opts, nil)
+}
+
+// Update returns a Verifier for a new set of providers with v's options. A
+// provider equal to one of v's keeps its fetched keys (no re-fetch on every
+// config change); the token cache starts empty.
+func (v *Verifier) Update(providers []Provider) (*Verifier, error) {
+	return build(providers, v.opts, v.providers)
+}
+
+func build(providers []Provider, opts Options, reuse map[string]*keys) (*Verifier, error) {
+	v := &Verifier{opts: opts, providers: map[string]*keys{}, cache: newTokenCache(opts.CacheSize)}
 	for _, p := range providers {
 		if p.Issuer == "" {
-			return nil, fmt.Errorf("jwt: provider without issuer")
+			return nil, ErrNoIssuer
 		}
 		if _, dup := v.providers[p.Issuer]; dup {
-			return nil, fmt.Errorf("jwt: issuer %s configured twice", p.Issuer)
+			return nil, fmt.Errorf("%w: %s", ErrDuplicateIssuer, p.Issuer)
 		}
-		k := &keys{p: p, client: opts.HTTPClient}
+		k := reuse[p.Issuer]
+		if k == nil || !reflect.DeepEqual(k.p, p) {
+			k = newKeys(p, opts.HTTPClient)
+		}
 		v.providers[p.Issuer] = k
 		v.order = append(v.order, k)
 	}
 	return v, nil
+}
+
+// Providers returns the configured providers, in order.
+func (v *Verifier) Providers() []Provider {
+	out := make([]Provider, len(v.order))
+	for i, k := range v.order {
+		out[i] = k.p
+	}
+	return out
 }
 
 // Verify finds a token in the request (the first configured location that
@@ -106,7 +138,17 @@ func (v *Verifier) token(headers map[string]string, query url.Values) string {
 }
 
 // VerifyToken verifies one compact JWT.
+// A token verified before is answered from the cache (see tokenCache) with
+// only exp and nbf checked again.
 func (v *Verifier) VerifyToken(ctx context.Context, raw string) (map[string]any, error) {
+	sum := sha256.Sum256([]byte(raw))
+	now := v.opts.Now()
+	if claims, ok := v.cache.get(sum, now); ok {
+		if err := v.checkTimes(claims); err != nil {
+			return nil, err
+		}
+		return claims, nil
+	}
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
 		return nil, err
@@ -115,6 +157,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (map[string]any,
 	if k == nil {
 		return nil, fmt.Errorf("%w: %w %q", ErrInvalidToken, ErrUnknownIssuer, iss)
 	}
+	epoch := k.epoch.Load()
 	set, err := k.get(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -136,6 +179,11 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (map[string]any,
 	if auds := k.p.Audiences; len(auds) > 0 && !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(auds, a) }) {
 		return nil, fmt.Errorf("%w: audience %v not in %v", ErrInvalidToken, tok.Audience, auds)
 	}
+	until := now.Add(maxCacheAge)
+	if exp := tok.Expiry.Add(v.opts.Skew); exp.Before(until) {
+		until = exp
+	}
+	v.cache.add(sum, &cached{claims: claims, keys: k, epoch: epoch, until: until})
 	return claims, nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +157,99 @@ func TestKeysUnavailable(t *testing.T) {
 	down.Close()
 	if _, err := v2.VerifyToken(context.Background(), tok2); !errors.Is(err, ErrInvalidToken) || !errors.Is(err, ErrKeys) {
 		t.Fatalf("discovery down: %v", err)
+	}
+}
+
+// TestCachedTokenAndRotation: a verified token is answered from the cache
+// until the provider fetches new keys; after a rotation that retires the old
+// key, a token cached before it is verified again and rejected. A cached
+// token past its exp (plus skew) is rejected too.
+func TestCachedTokenAndRotation(t *testing.T) {
+	is := startIssuer(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v, _ := New([]Provider{{Issuer: is.URL()}}, Options{Now: clock, Skew: time.Second})
+	old := token(t, is, testissuer.Claims{Subject: "a", Expiry: now.Add(time.Hour)})
+	for i := 0; i < 2; i++ { // the first verification fetches keys, so caches as stale
+		if _, err := v.VerifyToken(context.Background(), old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := sha256.Sum256([]byte(old))
+	if _, ok := v.cache.get(sum, now); !ok {
+		t.Fatal("verified token not cached")
+	}
+	if err := is.Rotate(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyToken(context.Background(), token(t, is, testissuer.Claims{Subject: "b"})); err != nil {
+		t.Fatalf("token with the rotated key rejected: %v", err)
+	}
+	if _, err := v.VerifyToken(context.Background(), old); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("cached token signed with a retired key: %v", err)
+	}
+
+	fresh := token(t, is, testissuer.Claims{Subject: "c", Expiry: now.Add(time.Minute)})
+	for i := 0; i < 2; i++ {
+		if _, err := v.VerifyToken(context.Background(), fresh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := v.cache.get(sha256.Sum256([]byte(fresh)), now); !ok {
+		t.Fatal("fresh token not cached")
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := v.VerifyToken(context.Background(), fresh); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired cached token: %v", err)
+	}
+}
+
+// TestReloadableMerge: providers from several RequestAuthentications merge
+// per issuer, keys of unchanged providers are kept across updates, and a
+// token of an issuer removed from the configuration is rejected.
+func TestReloadableMerge(t *testing.T) {
+	is := startIssuer(t)
+	other := startIssuer(t)
+	a := Provider{Issuer: is.URL(), Audiences: []string{"shop"}, FromHeaders: []FromHeader{{Name: "x-token"}}}
+	b := Provider{Issuer: is.URL(), Audiences: []string{"admin"}}
+	c := Provider{Issuer: other.URL(), JWKSURI: "https://elsewhere.example.com/keys"}
+	d := Provider{Issuer: other.URL(), JWKSURI: other.JWKSURL()}
+	merged, conflicts := Merge([]Provider{a, d}, []Provider{b, c})
+	if len(conflicts) != 1 || !errors.Is(conflicts[0], ErrDuplicateIssuer) {
+		t.Fatalf("conflicts: %v", conflicts)
+	}
+	want := Provider{Issuer: is.URL(), Audiences: []string{"shop", "admin"},
+		FromHeaders: []FromHeader{{Name: "x-token"}, {Name: "authorization", Prefix: "Bearer "}}, FromParams: []string{"access_token"}}
+	if len(merged) != 2 || !reflect.DeepEqual(merged[0], want) || !reflect.DeepEqual(merged[1], d) {
+		t.Fatalf("merged: %+v", merged)
+	}
+
+	v, _ := New(nil, Options{})
+	r := NewReloadable(v)
+	tok := token(t, is, testissuer.Claims{Subject: "a", Audience: []string{"admin"}})
+	if c, err := r.Verify(context.Background(), bearer(tok), nil); c != nil || err != nil {
+		t.Fatalf("no providers: %v %v", c, err)
+	}
+	if err := r.Update(merged); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Verify(context.Background(), bearer(tok), nil); err != nil || c["sub"] != "a" {
+		t.Fatalf("merged providers: %v %v", c, err)
+	}
+	fetches := is.JWKSFetches.Load()
+	if err := r.Update(append(merged, Provider{Issuer: "https://third.example.com"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Verify(context.Background(), bearer(tok), nil); err != nil || is.JWKSFetches.Load() != fetches {
+		t.Fatalf("unchanged provider re-fetched keys (%d) or failed: %v", is.JWKSFetches.Load()-fetches, err)
+	}
+	if err := r.Update([]Provider{d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Verify(context.Background(), bearer(tok), nil); !errors.Is(err, ErrUnknownIssuer) {
+		t.Fatalf("issuer removed from the configuration: %v", err)
+	}
+	if err := r.Update([]Provider{d, d}); !errors.Is(err, ErrDuplicateIssuer) || !reflect.DeepEqual(r.Current().Providers()[0], d) {
+		t.Fatalf("duplicate issuers: %v", err)
 	}
 }
