@@ -62,7 +62,7 @@ type Coordinator struct {
 
 	mu      sync.Mutex
 	closed  bool
-	waiters map[string][]chan struct{}
+	waiters map[string][]chan *store.Txn
 	running map[string]bool // transactions with a round in flight here → run once more
 }
 
@@ -113,7 +113,7 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	log := opts.Log.Named("txn")
-	c := &Coordinator{opts: opts, log: log, m: m, waiters: map[string][]chan struct{}{}, running: map[string]bool{}}
+	c := &Coordinator{opts: opts, log: log, m: m, waiters: map[string][]chan *store.Txn{}, running: map[string]bool{}}
 	c.alert = newAlerter(log, m, opts.WebhookURL)
 	c.base, c.cancel = context.WithCancel(context.Background())
 	return c, nil

@@ -39,7 +39,12 @@ func (c *Coordinator) finish(ctx context.Context, id string, to store.State, rea
 	switch {
 	case err == nil:
 		c.m.transitions.WithLabelValues(string(to)).Inc()
+		var ch chan *store.Txn
+		if wait > 0 {
+			ch = c.subscribe(id) // before the round starts, so its outcome cannot be missed
+		}
 		c.launch(t)
+		return c.waitFor(ctx, id, wait, nil, t, ch)
 	case errors.Is(err, store.ErrTimedOut):
 		// Too late to commit: the transaction is aborted, as the coordinator would on its own.
 		if _, aerr := c.Abort(ctx, id, "timed out before commit", 0); aerr != nil && !errors.Is(aerr, store.ErrState) {
@@ -78,43 +83,67 @@ func (c *Coordinator) Retry(ctx context.Context, id string, wait time.Duration) 
 		return t, err
 	}
 	c.log.Info("stuck transaction retried by request", zap.String("txn", id), zap.String("phase", string(t.State)))
+	var ch chan *store.Txn
+	if wait > 0 {
+		ch = c.subscribe(id)
+	}
 	c.launch(t)
-	return c.waitResult(ctx, id, wait, nil)
+	return c.waitFor(ctx, id, wait, nil, t, ch)
 }
 
 // waitResult waits up to d for the transaction to end (final or stuck) and returns it with err.
 func (c *Coordinator) waitResult(ctx context.Context, id string, d time.Duration, err error) (*store.Txn, error) {
-	var timer <-chan time.Time
-	if d > 0 {
-		tm := time.NewTimer(d)
-		defer tm.Stop()
-		timer = tm.C
+	return c.waitFor(ctx, id, d, err, nil, nil)
+}
+
+// waitFor is waitResult starting from a known state t and an open subscription ch (both optional).
+func (c *Coordinator) waitFor(ctx context.Context, id string, d time.Duration, err error, t *store.Txn, ch chan *store.Txn) (*store.Txn, error) {
+	if d <= 0 {
+		if ch != nil {
+			c.unsubscribe(id, ch)
+		}
+		if t != nil {
+			return t, err
+		}
+		t, gerr := c.opts.Store.Get(ctx, id)
+		if gerr != nil {
+			return nil, gerr
+		}
+		return t, err
 	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	// Another replica may finish it: look at the store now and then, besides our own notices.
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		ch := c.subscribe(id)
-		t, gerr := c.opts.Store.Get(ctx, id)
-		if gerr != nil {
-			c.unsubscribe(id, ch)
-			return nil, gerr
+		if ch == nil {
+			ch = c.subscribe(id)
+			t = nil
 		}
-		if d <= 0 || t.State.Final() || t.State == store.Stuck {
+		if t == nil {
+			var gerr error
+			if t, gerr = c.opts.Store.Get(ctx, id); gerr != nil {
+				c.unsubscribe(id, ch)
+				return nil, gerr
+			}
+		}
+		if t.State.Final() || t.State == store.Stuck {
 			c.unsubscribe(id, ch)
 			return t, err
 		}
 		select {
-		case <-ch:
+		case nt := <-ch:
+			t, ch = nt, nil // nil: the round did not record an outcome; read the store
 		case <-tick.C:
 			c.unsubscribe(id, ch)
-		case <-timer:
+			t, ch = nil, nil
+		case <-timer.C:
 			c.unsubscribe(id, ch)
-			t2, gerr := c.opts.Store.Get(ctx, id)
-			if gerr != nil {
-				return t, err
+			if nt, gerr := c.opts.Store.Get(ctx, id); gerr == nil {
+				t = nt
 			}
-			return t2, err
+			return t, err
 		case <-ctx.Done():
 			c.unsubscribe(id, ch)
 			return t, err
@@ -125,15 +154,15 @@ func (c *Coordinator) waitResult(ctx context.Context, id string, d time.Duration
 	}
 }
 
-func (c *Coordinator) subscribe(id string) chan struct{} {
-	ch := make(chan struct{})
+func (c *Coordinator) subscribe(id string) chan *store.Txn {
+	ch := make(chan *store.Txn, 1)
 	c.mu.Lock()
 	c.waiters[id] = append(c.waiters[id], ch)
 	c.mu.Unlock()
 	return ch
 }
 
-func (c *Coordinator) unsubscribe(id string, ch chan struct{}) {
+func (c *Coordinator) unsubscribe(id string, ch chan *store.Txn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	list := c.waiters[id]
@@ -150,12 +179,13 @@ func (c *Coordinator) unsubscribe(id string, ch chan struct{}) {
 	}
 }
 
-func (c *Coordinator) notify(id string) {
+// notify hands the outcome of a round (nil when none was recorded) to the waiters of id.
+func (c *Coordinator) notify(id string, t *store.Txn) {
 	c.mu.Lock()
 	list := c.waiters[id]
 	delete(c.waiters, id)
 	c.mu.Unlock()
 	for _, ch := range list {
-		close(ch)
+		ch <- t // buffered: never blocks
 	}
 }

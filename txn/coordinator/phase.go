@@ -33,8 +33,9 @@ func (c *Coordinator) launch(t *store.Txn) {
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
+		var last *store.Txn
 		for {
-			c.round(c.base, t)
+			last = c.round(c.base, t)
 			c.mu.Lock()
 			again := c.running[t.ID]
 			if !again || c.closed {
@@ -53,13 +54,14 @@ func (c *Coordinator) launch(t *store.Txn) {
 			}
 			t = fresh
 		}
-		c.notify(t.ID)
+		c.notify(t.ID, last)
 	}()
 }
 
 // round calls every unfinished branch once and records the outcome: the final
-// state, a later retry with backoff, or stuck (with an alert).
-func (c *Coordinator) round(ctx context.Context, t *store.Txn) {
+// state, a later retry with backoff, or stuck (with an alert). It returns the
+// transaction as recorded, or nil when nothing was recorded.
+func (c *Coordinator) round(ctx context.Context, t *store.Txn) *store.Txn {
 	log := c.log.With(zap.String("txn", t.ID))
 	if t.State == store.Trying {
 		// Claimed because its deadline passed: abort it (unless a commit won the race).
@@ -75,18 +77,18 @@ func (c *Coordinator) round(ctx context.Context, t *store.Txn) {
 			// A commit or abort got there first; carry on with what it decided if it is ours.
 		default:
 			log.Warn("timeout abort not recorded; retried after the lease", zap.Error(err))
-			return
+			return nil
 		}
 		t = nt
 	}
 	if t.Owner != c.opts.Owner {
-		return // another replica holds it now
+		return nil // another replica holds it now
 	}
 	phase, done := PhaseConfirm, store.BranchConfirmed
 	if t.State == store.Cancelling {
 		phase, done = PhaseCancel, store.BranchCancelled
 	} else if t.State != store.Confirming {
-		return
+		return t
 	}
 
 	branches := make([]store.Branch, len(t.Branches))
@@ -149,19 +151,24 @@ func (c *Coordinator) round(ctx context.Context, t *store.Txn) {
 			// Nothing is lost: the lease runs out and the round is run again (participants are idempotent).
 			log.Error("phase-two outcome not recorded; will be retried after the lease", zap.Error(err))
 		}
-		return
+		return nil
 	}
 	c.m.transitions.WithLabelValues(string(p.To)).Inc()
+	saved := *t
+	saved.State, saved.Attempts, saved.LastError, saved.Branches = p.To, p.Attempts, p.LastError, mergeBranches(t.Branches, p.Branches)
+	saved.UpdatedAt, saved.NextDue, saved.Owner, saved.LeaseUntil = now, p.NextDue, "", time.Time{}
 	switch p.To {
 	case store.Committed, store.Aborted:
+		saved.FinishedAt = now
 		c.m.duration.WithLabelValues(string(p.To)).Observe(now.Sub(t.CreatedAt).Seconds())
 	case store.Stuck:
-		t.Attempts, t.LastError, t.Branches = p.Attempts, p.LastError, mergeBranches(t.Branches, p.Branches)
-		c.alert.stuck(ctx, t, phase)
+		saved.StuckPhase = t.State
+		c.alert.stuck(ctx, &saved, phase)
 	default:
 		log.Debug("phase two will be retried", zap.String("phase", phase), zap.Int("attempt", p.Attempts),
 			zap.Time("next", p.NextDue), zap.String("error", p.LastError))
 	}
+	return &saved
 }
 
 func mergeBranches(all, changed []store.Branch) []store.Branch {

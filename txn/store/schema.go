@@ -80,7 +80,7 @@ func (d dialect) schema(t tables) []string {
 		`CREATE TABLE IF NOT EXISTS ` + t.branch + ` (
 			txn_id TEXT NOT NULL,
 			branch_id TEXT NOT NULL,
-			seq INTEGER NOT NULL,
+			seq BIGINT NOT NULL, -- registration time (µs): branches are called and shown in this order
 			confirm_action ` + d.blob + ` NOT NULL,
 			cancel_action ` + d.blob + ` NOT NULL,
 			state TEXT NOT NULL,

@@ -66,8 +66,8 @@ func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 	policy, _ := json.Marshal(t.Policy)
 	headers, _ := json.Marshal(t.Headers)
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+s.t.txn+` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
+	insert := func(ctx context.Context, ex execer) error {
+		res, err := ex.ExecContext(ctx, s.q(`INSERT INTO `+s.t.txn+` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 			t.ID, string(Trying), string(policy), string(headers), micros(t.CreatedAt), micros(t.CreatedAt), micros(t.Deadline), micros(t.Deadline))
 		if err != nil {
@@ -76,6 +76,15 @@ func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: %s", ErrExists, t.ID)
 		}
+		return nil
+	}
+	if len(t.Branches) == 0 {
+		return insert(ctx, s.db) // one statement: one round trip, atomic on its own
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insert(ctx, tx); err != nil {
+			return err
+		}
 		for i, b := range t.Branches {
 			if err := s.insertBranch(ctx, tx, t.ID, i, b, t.CreatedAt); err != nil {
 				return err
@@ -83,6 +92,10 @@ func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 		}
 		return nil
 	})
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, seq int, b Branch, now time.Time) error {
@@ -109,29 +122,44 @@ func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, s
 }
 
 func (s *sqlStore) AddBranch(ctx context.Context, txnID string, b Branch, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		// A shared row lock: concurrent registrations proceed together, but a commit or
-		// abort (which updates the row) waits for them and then sees every branch.
-		var state string
-		var deadline, count int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state, deadline FROM `+s.t.txn+` WHERE id = ?`+s.d.forShare), txnID).Scan(&state, &deadline)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrNotFound, txnID)
+	confirm, _ := json.Marshal(b.Confirm)
+	cancel, _ := json.Marshal(b.Cancel)
+	// One statement: insert the branch only while the transaction is trying and
+	// before its deadline, under a shared row lock, so a concurrent commit or
+	// abort (which updates the row) waits for it and then sees the branch.
+	// Branches are ordered by registration time.
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO `+s.t.branch+` (txn_id, branch_id, seq, confirm_action, cancel_action, state, updated_at)
+		SELECT id, ?, ?, ?, ?, ?, ? FROM `+s.t.txn+` WHERE id = ? AND state = ? AND deadline > ?`+s.d.forShare+`
+		ON CONFLICT (txn_id, branch_id) DO NOTHING`),
+		b.ID, micros(now), confirm, cancel, string(BranchRegistered), micros(now), txnID, string(Trying), micros(now))
+	if err != nil {
+		return fmt.Errorf("store: add branch %s/%s: %w", txnID, b.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	// Not inserted: say why.
+	t, err := s.Get(ctx, txnID)
+	if err != nil {
+		return err
+	}
+	for _, old := range t.Branches {
+		if old.ID != b.ID {
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("store: add branch %s: %w", txnID, err)
+		oc, _ := json.Marshal(old.Confirm)
+		ok, _ := json.Marshal(old.Cancel)
+		if !bytes.Equal(oc, confirm) || !bytes.Equal(ok, cancel) {
+			return fmt.Errorf("%w: %s/%s", ErrDuplicateBranch, txnID, b.ID)
 		}
-		if State(state) != Trying {
-			return fmt.Errorf("%w: %s is %s", ErrState, txnID, state)
+		if t.State == Trying {
+			return nil // the same registration again (a retried request)
 		}
-		if deadline <= micros(now) {
-			return fmt.Errorf("%w: %s", ErrTimedOut, txnID)
-		}
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+s.t.branch+` WHERE txn_id = ?`), txnID).Scan(&count); err != nil {
-			return fmt.Errorf("store: add branch %s: %w", txnID, err)
-		}
-		return s.insertBranch(ctx, tx, txnID, int(count), b, now)
-	})
+	}
+	if t.State != Trying {
+		return fmt.Errorf("%w: %s is %s", ErrState, txnID, t.State)
+	}
+	return fmt.Errorf("%w: %s", ErrTimedOut, txnID)
 }
 
 const txnColumns = `id, state, stuck_phase, reason, policy, headers, created_at, updated_at, deadline, finished_at, next_due, owner, lease_until, attempts, last_error`
@@ -163,9 +191,14 @@ func (s *sqlStore) Get(ctx context.Context, id string) (*Txn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", id, err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM `+s.t.branch+` WHERE txn_id = ? ORDER BY seq`), id)
+	return t, s.loadBranches(ctx, t)
+}
+
+func (s *sqlStore) loadBranches(ctx context.Context, t *Txn) error {
+	id := t.ID
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM `+s.t.branch+` WHERE txn_id = ? ORDER BY seq, branch_id`), id)
 	if err != nil {
-		return nil, fmt.Errorf("store: get %s branches: %w", id, err)
+		return fmt.Errorf("store: get %s branches: %w", id, err)
 	}
 	defer func() { _ = rows.Close() }()
 	t.Branches = []Branch{}
@@ -175,21 +208,21 @@ func (s *sqlStore) Get(ctx context.Context, id string) (*Txn, error) {
 		var state string
 		var updated int64
 		if err := rows.Scan(&b.ID, &confirm, &cancel, &state, &b.Attempts, &b.LastError, &updated); err != nil {
-			return nil, fmt.Errorf("store: get %s branches: %w", id, err)
+			return fmt.Errorf("store: get %s branches: %w", id, err)
 		}
 		if err := json.Unmarshal(confirm, &b.Confirm); err != nil {
-			return nil, fmt.Errorf("store: %s/%s confirm: %w", id, b.ID, err)
+			return fmt.Errorf("store: %s/%s confirm: %w", id, b.ID, err)
 		}
 		if err := json.Unmarshal(cancel, &b.Cancel); err != nil {
-			return nil, fmt.Errorf("store: %s/%s cancel: %w", id, b.ID, err)
+			return fmt.Errorf("store: %s/%s cancel: %w", id, b.ID, err)
 		}
 		b.State, b.UpdatedAt = BranchState(state), fromMicros(updated)
 		t.Branches = append(t.Branches, b)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: get %s branches: %w", id, err)
+		return fmt.Errorf("store: get %s branches: %w", id, err)
 	}
-	return t, nil
+	return nil
 }
 
 func (s *sqlStore) List(ctx context.Context, f Filter) ([]*Txn, error) {
@@ -256,22 +289,23 @@ func (s *sqlStore) Transition(ctx context.Context, id string, tr Transition) (*T
 		query += ` AND deadline <= ?`
 		args = append(args, micros(tr.Now))
 	}
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
-	if err != nil {
+	query += ` RETURNING ` + txnColumns
+	t, err := scanTxn(s.db.QueryRowContext(ctx, s.q(query), args...))
+	if err == nil {
+		return t, s.loadBranches(ctx, t)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: transition %s to %s: %w", id, tr.To, err)
 	}
-	n, _ := res.RowsAffected()
-	t, err := s.Get(ctx, id)
+	// Nothing changed: say why.
+	t, err = s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		if tr.BeforeDeadline && t.State == Trying {
-			return t, fmt.Errorf("%w: %s", ErrTimedOut, id)
-		}
-		return t, fmt.Errorf("%w: %s is %s, not %v", ErrState, id, t.State, tr.From)
+	if tr.BeforeDeadline && t.State == Trying {
+		return t, fmt.Errorf("%w: %s", ErrTimedOut, id)
 	}
-	return t, nil
+	return t, fmt.Errorf("%w: %s is %s, not %v", ErrState, id, t.State, tr.From)
 }
 
 func (s *sqlStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]string, error) {
@@ -318,14 +352,31 @@ func (s *sqlStore) SaveProgress(ctx context.Context, id string, p Progress) erro
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: %s", ErrLeaseLost, id)
 		}
+		if len(p.Branches) == 0 {
+			return nil
+		}
+		// All branch outcomes in one statement.
+		row := `SELECT CAST(? AS TEXT) AS id, CAST(? AS TEXT) AS state, CAST(? AS INTEGER) AS attempts, CAST(? AS TEXT) AS err`
+		values := strings.TrimSuffix(strings.Repeat(row+" UNION ALL ", len(p.Branches)), " UNION ALL ")
+		bargs := []any{micros(p.Now), id}
 		for _, b := range p.Branches {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE `+s.t.branch+` SET state = ?, attempts = ?, last_error = ?, updated_at = ? WHERE txn_id = ? AND branch_id = ?`),
-				string(b.State), b.Attempts, b.LastError, micros(p.Now), id, b.ID); err != nil {
-				return fmt.Errorf("store: save branch %s/%s: %w", id, b.ID, err)
-			}
+			bargs = append(bargs, b.ID, string(b.State), b.Attempts, b.LastError)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE `+s.t.branch+` SET state = v.state, attempts = v.attempts, last_error = v.err, updated_at = ?
+			FROM (`+values+`) AS v WHERE txn_id = ? AND branch_id = v.id`), reorder(bargs)...); err != nil {
+			return fmt.Errorf("store: save branches of %s: %w", id, err)
 		}
 		return nil
 	})
+}
+
+// reorder puts the VALUES arguments before updated_at and txn_id, matching
+// the placeholders' order in the statement (SET, VALUES, WHERE).
+func reorder(args []any) []any {
+	out := make([]any, 0, len(args))
+	out = append(out, args[0])
+	out = append(out, args[2:]...)
+	return append(out, args[1])
 }
 
 func (s *sqlStore) Ping(ctx context.Context) error {
