@@ -1,0 +1,34 @@
+package validate_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rosenmesh/rosen/controlplane/model"
+	"github.com/rosenmesh/rosen/controlplane/validate"
+)
+
+func TestMeshEndpoints(t *testing.T) {
+	if err := validate.MeshEndpoints(mesh()); err != nil {
+		t.Fatalf("good mesh: %v", err)
+	}
+	// An endpoint port beyond 65535 (a workload port map) is caught in the
+	// load assignment of the subset that selects it, and named after the
+	// service's source.
+	m := mesh()
+	m.Services[0].Endpoints[0].Ports = map[string]uint32{"http": 70000}
+	var got []string
+	for _, fe := range model.AsFieldErrors(validate.MeshEndpoints(m)) {
+		got = append(got, fe.Error())
+	}
+	want := []string{
+		`svc.yaml: Service default/reviews: endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: ClusterLoadAssignment "outbound|9080|v1|reviews.default.svc.cluster.local": value must be less than or equal to 65535`,
+		`svc.yaml: Service default/reviews: endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: ClusterLoadAssignment "outbound|9080||reviews.default.svc.cluster.local": value must be less than or equal to 65535`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if validate.MeshEndpoints(nil) == nil {
+		t.Error("nil mesh passed")
+	}
+}
