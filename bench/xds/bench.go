@@ -72,6 +72,11 @@ func (b *bench) measure(ctx context.Context) error {
 	b.r.RSS.HeapAfter, _ = b.proc.metric("go_memstats_heap_inuse_bytes")
 	b.r.RSS.GoroutinesAfter, _ = b.proc.metric("go_goroutines")
 	b.r.RSS.HeapPerProxy = (b.r.RSS.HeapAfter - b.r.RSS.HeapBefore) / float64(b.o.proxies)
+	if b.o.heapProfile != "" {
+		if err := b.proc.saveHeapProfile(b.o.heapProfile); err != nil {
+			return err
+		}
+	}
 	if err := b.checkTargets(); err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 
 type options struct {
 	proxies, services, perConn, files, repeats int
-	mode, kind, rosen, out                     string
+	mode, kind, rosen, out, heapProfile        string
 	debounce, timeout, connectTimeout          time.Duration
 	changeTimeout, settle                      time.Duration
 	validate, keep                             bool
@@ -43,6 +43,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", time.Second, "a change ends when no proxy has received anything for this long (responses and CPU up to then are counted)")
 	flag.BoolVar(&o.validate, "validate", true, "run `rosen validate` on the generated folder first")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (config, rosen.log)")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "save rosen's heap profile (/debug/pprof/heap) here once every proxy has synced")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "xds bench:", err)

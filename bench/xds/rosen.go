@@ -214,3 +214,21 @@ func (p *rosenProc) metric(name string) (float64, error) {
 	}
 	return 0, fmt.Errorf("no metric %s", name)
 }
+
+// saveHeapProfile writes rosen's heap profile (GET /debug/pprof/heap) to path.
+func (p *rosenProc) saveHeapProfile(path string) error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: GET /debug/pprof/heap: %s", resp.Status)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}

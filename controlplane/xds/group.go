@@ -2,108 +2,128 @@ package xds
 
 import (
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rosenmesh/rosen/controlplane/translate"
 )
 
 // group is the configuration shared by every proxy whose node says the same
-// thing about it (see classify). It holds one LinearCache per resource type:
-// a resource is marshalled once per version and its bytes are shared by all
-// the watches that receive it.
+// thing about it (see classify). It holds one typeCache per resource type: a
+// resource is marshalled once per version and its bytes are shared by all
+// the streams that receive it.
 type group struct {
 	key     string
 	proxy   translate.Proxy
 	prefix  string
 	created time.Time
-	caches  map[string]*cachev3.LinearCache
 
-	mu       sync.Mutex
-	res      *translate.Resources                 // last published (good) resources
-	err      error                                // why this group has no resources, if so
-	current  map[string]map[string]types.Resource // type URL → name → what the cache holds
-	versions map[string]uint64                    // mirror of each LinearCache's version
+	// mu guards everything below and the typeCaches, their watches and
+	// subscriptions.
+	mu    sync.Mutex
+	types map[string]*typeCache
+	res   *translate.Resources // last published (good) resources
+	err   error                // why this group has no resources, if so
 }
 
 func newGroup(key string, p translate.Proxy, prefix string, now time.Time) *group {
 	g := &group{
-		key:      key,
-		proxy:    p,
-		prefix:   prefix,
-		created:  now,
-		caches:   make(map[string]*cachev3.LinearCache, len(servedTypes)),
-		current:  make(map[string]map[string]types.Resource, len(servedTypes)),
-		versions: make(map[string]uint64, len(servedTypes)),
+		key:     key,
+		proxy:   p,
+		prefix:  prefix,
+		created: now,
+		types:   make(map[string]*typeCache, len(servedTypes)),
 	}
 	for _, t := range servedTypes {
-		g.caches[t] = cachev3.NewLinearCache(t, cachev3.WithVersionPrefix(prefix))
-		g.current[t] = map[string]types.Resource{}
+		g.types[t] = newTypeCache(t, prefix)
 	}
 	return g
 }
 
-// publish hands the caches the resources of the given types (all when types
-// is empty) that differ from what they hold, and deletes the ones that are
-// gone. Unchanged resources keep their cached bytes and are not re-sent. It
-// returns the number of resources changed or deleted per type URL.
-func (g *group) publish(want map[string]map[string]types.Resource, typeURLs ...string) map[string]int {
+// pending is one group's next version: per type URL, the resources that
+// changed (already marshalled) and the names deleted.
+type pending map[string]typeDiff
+
+type typeDiff struct {
+	changed []*entry
+	deleted []string
+}
+
+// prepare compares the resources of the given types (all when types is
+// empty) with what the group holds and marshals, once, those that differ.
+// Unchanged resources keep their bytes and are not re-sent. It runs under
+// the server's updateMu, the only writer of the entries, so it reads them
+// without the group's lock and streams are not held up.
+func (g *group) prepare(want map[string]map[string]types.Resource, typeURLs ...string) (pending, error) {
 	if len(typeURLs) == 0 {
 		typeURLs = servedTypes
 	}
+	p := make(pending, len(typeURLs))
+	for _, t := range typeURLs {
+		tc := g.types[t]
+		var d typeDiff
+		for name, res := range want[t] {
+			if old, ok := tc.entries[name]; ok && proto.Equal(old.res, res) {
+				continue
+			}
+			e, err := newEntry(t, name, res)
+			if err != nil {
+				return nil, err
+			}
+			d.changed = append(d.changed, e)
+		}
+		for name := range tc.entries {
+			if _, ok := want[t][name]; !ok {
+				d.deleted = append(d.deleted, name)
+			}
+		}
+		if len(d.changed) > 0 || len(d.deleted) > 0 {
+			p[t] = d
+		}
+	}
+	return p, nil
+}
+
+// commit installs a prepared version and wakes the streams it concerns. It
+// returns the number of resources changed or deleted per type URL.
+func (g *group) commit(p pending) map[string]int {
+	changes := make(map[string]int, len(p))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	changes := map[string]int{}
-	for _, t := range typeURLs {
-		have := g.current[t]
-		next := want[t]
-		changed := map[string]types.Resource{}
-		for name, res := range next {
-			if old, ok := have[name]; !ok || !proto.Equal(old, res) {
-				changed[name] = res
-			}
+	for _, t := range servedTypes {
+		if d, ok := p[t]; ok {
+			g.types[t].apply(d.changed, d.deleted)
+			changes[t] = len(d.changed) + len(d.deleted)
 		}
-		var deleted []string
-		for name := range have {
-			if _, ok := next[name]; !ok {
-				deleted = append(deleted, name)
-			}
-		}
-		if len(changed) == 0 && len(deleted) == 0 {
-			continue
-		}
-		// UpdateResources only fails when notifying a watch fails to compute
-		// a version, which cannot happen for well-formed protos; the cache
-		// state is updated before notification either way.
-		_ = g.caches[t].UpdateResources(changed, deleted)
-		g.versions[t]++
-		for name, res := range changed {
-			have[name] = res
-		}
-		for _, name := range deleted {
-			delete(have, name)
-		}
-		changes[t] = len(changed) + len(deleted)
 	}
 	return changes
 }
 
-// snapshot returns the resources of one type the cache holds, and its version.
+// publish prepares and commits in one step (a group's first resources).
+func (g *group) publish(want map[string]map[string]types.Resource) error {
+	p, err := g.prepare(want)
+	if err != nil {
+		return err
+	}
+	g.commit(p)
+	return nil
+}
+
+// snapshot returns the resources of one type the group holds, and its version.
 func (g *group) snapshot(typeURL string) (map[string]types.Resource, string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make(map[string]types.Resource, len(g.current[typeURL]))
-	for k, v := range g.current[typeURL] {
-		out[k] = v
+	tc := g.types[typeURL]
+	out := make(map[string]types.Resource, len(tc.entries))
+	for k, e := range tc.entries {
+		out[k] = e.res
 	}
-	return out, g.prefix + strconv.FormatUint(g.versions[typeURL], 10)
+	return out, tc.versionString(tc.version)
 }
 
 // edsClusters lists the names under which the group's EDS clusters ask for

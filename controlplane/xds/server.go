@@ -1,11 +1,13 @@
 // Package xds serves the translated mesh to Envoy proxies and proxyless gRPC
 // clients over go-control-plane: aggregated (ADS) and per-type discovery, in
 // state-of-the-world and delta forms. Proxies are grouped by what determines
-// their configuration (see classify); each group has one LinearCache per
+// their configuration (see classify); each group has one typeCache per
 // resource type, so a resource is marshalled once per version and shared by
-// every proxy of the group. Every mesh passes the validation gate for every
-// group before anything is published, and each stream's ACKs and NACKs are
-// recorded for /debug/syncz.
+// every proxy of the group, and streams with the same subscription share one
+// interned name set. A change wakes only the streams whose subscription it
+// touches. Every mesh passes the validation gate for every group before
+// anything is published, and each stream's ACKs and NACKs are recorded for
+// /debug/syncz.
 package xds
 
 import (
@@ -14,17 +16,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
-	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
-	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
-	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -67,8 +63,10 @@ type Server struct {
 	metrics *metrics
 	tracker *tracker
 	bootID  string
-	xds     serverv3.Server
+	ctx     context.Context // ends every stream when cancelled (Close)
 	cancel  context.CancelFunc
+	// streamIDs numbers the streams, for the tracker.
+	streamIDs atomic.Int64
 
 	// updateMu serialises Update and the creation of groups.
 	updateMu   sync.Mutex
@@ -104,9 +102,7 @@ func New(log *zap.Logger, gen Generator, opts Options) *Server {
 		bootID:  bootID(),
 		groups:  map[string]*group{},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.xds = serverv3.NewServer(ctx, router{s}, s.tracker)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
 
@@ -115,17 +111,6 @@ func bootID() string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// Register adds ADS (state of the world and delta) and the per-type
-// discovery services (LDS, RDS, CDS, EDS, SDS) to g.
-func (s *Server) Register(g *grpc.Server) {
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
-	listenerservice.RegisterListenerDiscoveryServiceServer(g, s.xds)
-	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
-	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
-	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
-	secretservice.RegisterSecretDiscoveryServiceServer(g, s.xds)
 }
 
 // Close ends every open stream.
@@ -207,8 +192,12 @@ func (s *Server) groupFor(n *corev3.Node) (*group, error) {
 			g.setErr(err)
 			s.log.Error("no configuration for new proxy group", zap.String("group", g.key), zap.Error(err))
 		} else {
-			g.setRes(r)
-			g.publish(byType(r))
+			if err := g.publish(byType(r)); err != nil {
+				g.setErr(err)
+				s.log.Error("no configuration for new proxy group", zap.String("group", g.key), zap.Error(err))
+			} else {
+				g.setRes(r)
+			}
 		}
 	}
 	s.mu.Lock()

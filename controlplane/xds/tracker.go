@@ -1,14 +1,12 @@
 package xds
 
 import (
-	"context"
 	"sort"
 	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -22,8 +20,8 @@ const maxTypesPerStream = 16
 // maxNackMessage bounds the error_detail text kept in status and logs.
 const maxNackMessage = 4096
 
-// tracker implements go-control-plane's server callbacks: it identifies each
-// stream's node, enforces request limits and records ACKs and NACKs.
+// tracker identifies each stream's node, enforces request limits and records
+// ACKs and NACKs for /debug/syncz.
 type tracker struct {
 	log      *zap.Logger
 	metrics  *metrics
@@ -34,8 +32,6 @@ type tracker struct {
 	streams map[int64]*streamState
 	groups  map[string]*groupConns
 }
-
-var _ serverv3.Callbacks = (*tracker)(nil)
 
 type groupConns struct {
 	streams    int
@@ -150,7 +146,7 @@ func (t *tracker) request(id int64, n *corev3.Node, typeURL string, names int, n
 		st.types[typeURL] = ts
 	}
 	// A request without a nonce subscribes; one whose nonce is not the last
-	// sent for its type is stale (or made up) and go-control-plane ignores it.
+	// sent for its type is stale (or made up): it acknowledges nothing.
 	if nonce == "" || nonce != ts.SentNonce {
 		return nil
 	}
@@ -194,50 +190,8 @@ func (t *tracker) response(id int64, typeURL, version, nonce string) {
 	ts.SentVersion, ts.SentNonce = version, nonce
 }
 
-// OnStreamOpen implements sotw.Callbacks.
-func (t *tracker) OnStreamOpen(_ context.Context, id int64, typeURL string) error {
-	t.open(id, typeURL, false)
-	return nil
-}
-
-// OnStreamClosed implements sotw.Callbacks.
-func (t *tracker) OnStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
-
-// OnStreamRequest implements sotw.Callbacks. go-control-plane has already
-// copied the stream's node into requests that omit it.
-func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	return t.request(id, req.GetNode(), req.GetTypeUrl(), len(req.GetResourceNames()), req.GetResponseNonce(), req.GetErrorDetail())
-}
-
-// OnStreamResponse implements sotw.Callbacks.
-func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	t.response(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
-}
-
-// OnDeltaStreamOpen implements delta.Callbacks.
-func (t *tracker) OnDeltaStreamOpen(_ context.Context, id int64, typeURL string) error {
-	t.open(id, typeURL, true)
-	return nil
-}
-
-// OnDeltaStreamClosed implements delta.Callbacks.
-func (t *tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) { t.closed(id) }
-
-// OnStreamDeltaRequest implements delta.Callbacks. Unlike the sotw server,
-// the delta server calls it before filling in the stream's node, so
-// requests after the first usually carry none.
-func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	names := max(len(req.GetResourceNamesSubscribe())+len(req.GetResourceNamesUnsubscribe()), len(req.GetInitialResourceVersions()))
-	return t.request(id, req.GetNode(), req.GetTypeUrl(), names, req.GetResponseNonce(), req.GetErrorDetail())
-}
-
-// OnStreamDeltaResponse implements delta.Callbacks.
-func (t *tracker) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	t.response(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
-}
-
-// OnFetchRequest implements rest.Callbacks.
-func (t *tracker) OnFetchRequest(_ context.Context, req *discoveryv3.DiscoveryRequest) error {
+// checkFetch checks a unary Fetch request: a bounded name list and a node.
+func (t *tracker) checkFetch(req *discoveryv3.DiscoveryRequest) error {
 	if n := len(req.GetResourceNames()); n > t.maxNames {
 		return status.Errorf(codes.InvalidArgument, "xds: %d resource names in one request (limit %d)", n, t.maxNames)
 	}
@@ -246,9 +200,6 @@ func (t *tracker) OnFetchRequest(_ context.Context, req *discoveryv3.DiscoveryRe
 	}
 	return nil
 }
-
-// OnFetchResponse implements rest.Callbacks.
-func (t *tracker) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
 
 // groupIdle reports whether no stream of the group has been open since before.
 func (t *tracker) groupIdle(key string, before time.Time) bool {

@@ -85,23 +85,29 @@ func (s *Server) Update(m *model.Mesh) error {
 		plans = append(plans, plan{g, results[i]})
 	}
 	if len(failures) > 0 {
-		errs := groupErrors(failures)
-		s.metrics.rejects.Inc()
-		s.mu.Lock()
-		s.configErr = errs
-		s.mu.Unlock()
-		s.log.Error("configuration rejected; the last good one stays in force",
-			zap.Int("groups", len(failures)), zap.Error(errs))
-		return errs
+		return s.reject(failures)
 	}
 
 	types := servedTypes
 	if endpointsOnly {
 		types = []string{resourcev3.EndpointType}
 	}
+	// Marshal every group's changes first, so that a resource that cannot
+	// be marshalled rejects the mesh before any group moves to it.
+	next := make([]pending, len(plans))
+	for i, p := range plans {
+		pend, err := p.g.prepare(byType(p.r), types...)
+		if err != nil {
+			failures = append(failures, groupFailure{p.g.key, err})
+		}
+		next[i] = pend
+	}
+	if len(failures) > 0 {
+		return s.reject(failures)
+	}
 	changes := map[string]int{}
-	for _, p := range plans {
-		for t, n := range p.g.publish(byType(p.r), types...) {
+	for i, p := range plans {
+		for t, n := range p.g.commit(next[i]) {
 			changes[typeName(t)] += n
 		}
 		p.g.setRes(p.r)
@@ -116,6 +122,18 @@ func (s *Server) Update(m *model.Mesh) error {
 	s.log.Info("configuration published", zap.Uint64("version", version), zap.Bool("endpointsOnly", endpointsOnly),
 		zap.Int("groups", len(plans)), zap.Any("changed", changes), zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// reject keeps the last good mesh in force and records why m was refused.
+func (s *Server) reject(failures []groupFailure) error {
+	errs := groupErrors(failures)
+	s.metrics.rejects.Inc()
+	s.mu.Lock()
+	s.configErr = errs
+	s.mu.Unlock()
+	s.log.Error("configuration rejected; the last good one stays in force",
+		zap.Int("groups", len(failures)), zap.Error(errs))
+	return errs
 }
 
 // generateEndpoints rebuilds only the endpoints of a group's last good

@@ -1,0 +1,218 @@
+package xds
+
+import (
+	"context"
+	"sort"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// deltaConn is an incremental stream, aggregated or of one type.
+type deltaConn interface {
+	Context() context.Context
+	Send(*discoveryv3.DeltaDiscoveryResponse) error
+	Recv() (*discoveryv3.DeltaDiscoveryRequest, error)
+}
+
+// serveDelta runs one delta stream; defaultType is "" for ADS.
+func (s *Server) serveDelta(ds deltaConn, defaultType string) error {
+	st := s.newStream(true, defaultType)
+	s.tracker.open(st.id, defaultType, true)
+	defer st.close()
+	return run(ds.Context(), s.ctx, st, ds.Recv, st.deltaRequest, func() error { return st.flushDelta(ds) })
+}
+
+// deltaRequest applies the subscription changes of one request (ACKs and
+// NACKs carry none). Only the names in the request are looked at.
+func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
+	typeURL, err := st.typeOf(req.GetTypeUrl())
+	if err != nil {
+		return err
+	}
+	subscribe, unsubscribe := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
+	names := max(len(subscribe)+len(unsubscribe), len(req.GetInitialResourceVersions()))
+	err = st.begin(req.GetNode(), func(n *corev3.Node) error {
+		return st.srv.tracker.request(st.id, n, typeURL, names, req.GetResponseNonce(), req.GetErrorDetail())
+	})
+	if err != nil {
+		return err
+	}
+	g := st.group
+	tc := g.types[typeURL]
+	if tc == nil {
+		if _, ok := st.unknown[typeURL]; !ok && req.GetResponseNonce() == "" {
+			st.unknown[typeURL] = ""
+			st.queued = append(st.queued, typeURL)
+		}
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := st.watches[typeURL]
+	var old subKey
+	if w == nil {
+		w = st.watchFor(tc)
+		w.initial = req.GetInitialResourceVersions()
+		old.wildcard = len(subscribe) == 0 // legacy wildcard
+	} else {
+		old = w.sub.key
+	}
+	if w.legacy && len(subscribe) > 0 {
+		w.legacy = false
+	}
+	k := old
+	have := func(n string) bool {
+		if w.sub == nil {
+			return false
+		}
+		_, ok := w.sub.names[n]
+		return ok
+	}
+	var added []string
+	removed := map[string]struct{}{}
+	inAdded := map[string]struct{}{}
+	for _, n := range subscribe {
+		if n == wildcardName {
+			k.wildcard = true
+			continue
+		}
+		if _, dup := inAdded[n]; dup || have(n) {
+			continue
+		}
+		inAdded[n] = struct{}{}
+		added = append(added, n)
+		k.add(n)
+	}
+	for _, n := range unsubscribe {
+		if n == wildcardName {
+			k.wildcard = false
+			continue
+		}
+		if _, dup := removed[n]; dup || !have(n) {
+			continue
+		}
+		removed[n] = struct{}{}
+		k.remove(n)
+	}
+	if limit := st.srv.opts.MaxResourceNames; k.n > limit {
+		return status.Errorf(codes.InvalidArgument, "xds: %d resource names subscribed (limit %d)", k.n, limit)
+	}
+	if w.sub != nil && k == w.sub.key {
+		return nil
+	}
+	prev := w.sub
+	sub := tc.intern(k, func(yield func(string)) {
+		if prev != nil {
+			for n := range prev.names {
+				if _, gone := removed[n]; !gone {
+					yield(n)
+				}
+			}
+		}
+		for _, n := range added {
+			yield(n)
+		}
+	})
+	switch {
+	case w.first:
+	case k.wildcard && (prev == nil || !prev.key.wildcard):
+		w.first = true // newly wildcard: everything is due
+	default:
+		w.pending = mergeNames(w.pending, added)
+	}
+	tc.release(prev)
+	w.sub = sub
+	return nil
+}
+
+// flushDelta sends every response that is due. Delta clients need not
+// answer one response before the next, so only changes gate a response.
+func (st *stream) flushDelta(ds deltaConn) error {
+	var out []*discoveryv3.DeltaDiscoveryResponse
+	if st.group != nil && len(st.watches) > 0 {
+		st.group.mu.Lock()
+		for _, t := range servedTypes {
+			if w := st.watches[t]; w != nil {
+				if r := w.buildDelta(); r != nil {
+					out = append(out, r)
+				}
+			}
+		}
+		st.group.mu.Unlock()
+	}
+	for _, t := range st.queued {
+		out = append(out, &discoveryv3.DeltaDiscoveryResponse{TypeUrl: t, SystemVersionInfo: unsupportedVersion})
+	}
+	st.queued = st.queued[:0]
+	for _, r := range out {
+		r.Nonce = st.nextNonce()
+		st.srv.tracker.response(st.id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce())
+		if err := ds.Send(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDelta returns the response due on w, or nil: the subscribed
+// resources changed since the last response and the newly subscribed ones,
+// and the subscribed names deleted meanwhile. Called with the group's lock.
+func (w *watch) buildDelta() *discoveryv3.DeltaDiscoveryResponse {
+	if w.upToDate() {
+		return nil
+	}
+	tc := w.tc
+	first := w.first
+	var res []*discoveryv3.Resource
+	var removed []string
+	if first || !tc.changedSince(w.sent, w.sub, func(string) {}) {
+		// Everything subscribed, less what the client says it holds.
+		for _, e := range tc.fullOf(w.sub) {
+			if v, ok := w.initial[e.name]; !ok || v != e.delta.Version {
+				res = append(res, e.delta)
+			}
+		}
+		for n := range w.initial {
+			if w.sub.has(n) && tc.entries[n] == nil {
+				removed = append(removed, n)
+			}
+		}
+		if !first && !w.sub.key.wildcard {
+			for n := range w.sub.names {
+				if tc.entries[n] == nil {
+					removed = append(removed, n)
+				}
+			}
+		}
+		sort.Strings(removed)
+	} else {
+		seen := map[string]struct{}{}
+		add := func(n string, known bool) {
+			if _, ok := seen[n]; ok {
+				return
+			}
+			seen[n] = struct{}{}
+			if e := tc.entries[n]; e != nil {
+				res = append(res, e.delta)
+			} else if known {
+				removed = append(removed, n)
+			}
+		}
+		tc.changedSince(w.sent, w.sub, func(n string) { add(n, true) })
+		for _, n := range w.pending {
+			if w.sub.has(n) {
+				add(n, false)
+			}
+		}
+	}
+	w.markSent()
+	if !first && len(res) == 0 && len(removed) == 0 {
+		return nil
+	}
+	return &discoveryv3.DeltaDiscoveryResponse{
+		SystemVersionInfo: tc.versionString(tc.version), TypeUrl: tc.typeURL, Resources: res, RemovedResources: removed,
+	}
+}

@@ -1,0 +1,199 @@
+package xds
+
+import (
+	"context"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+)
+
+// sotwConn is a state-of-the-world stream, aggregated or of one type.
+type sotwConn interface {
+	Context() context.Context
+	Send(*discoveryv3.DiscoveryResponse) error
+	Recv() (*discoveryv3.DiscoveryRequest, error)
+}
+
+// serveSotw runs one state-of-the-world stream; defaultType is "" for ADS.
+func (s *Server) serveSotw(ss sotwConn, defaultType string) error {
+	st := s.newStream(false, defaultType)
+	s.tracker.open(st.id, defaultType, false)
+	defer st.close()
+	return run(ss.Context(), s.ctx, st, ss.Recv, st.sotwRequest, func() error { return st.flushSotw(ss) })
+}
+
+// sotwRequest applies one request: an ACK, a NACK or a new subscription.
+// Nothing is computed per subscribed name unless the names changed.
+func (st *stream) sotwRequest(req *discoveryv3.DiscoveryRequest) error {
+	typeURL, err := st.typeOf(req.GetTypeUrl())
+	if err != nil {
+		return err
+	}
+	names := req.GetResourceNames()
+	err = st.begin(req.GetNode(), func(n *corev3.Node) error {
+		return st.srv.tracker.request(st.id, n, typeURL, len(names), req.GetResponseNonce(), req.GetErrorDetail())
+	})
+	if err != nil {
+		return err
+	}
+	g := st.group
+	tc := g.types[typeURL]
+	if tc == nil {
+		// Answer a type Rosen does not serve once with no resources (so the
+		// client learns there is nothing), then stay silent.
+		if last, ok := st.unknown[typeURL]; ok && last != "" && req.GetResponseNonce() != last {
+			return nil
+		}
+		if _, ok := st.unknown[typeURL]; !ok {
+			st.unknown[typeURL] = ""
+		}
+		if req.GetVersionInfo() == "" {
+			st.queued = append(st.queued, typeURL)
+		}
+		return nil
+	}
+	if w := st.watches[typeURL]; w != nil && w.nonce != "" && req.GetResponseNonce() != w.nonce {
+		// A stale nonce: the client has not seen the last response yet;
+		// its answer to that one will come (xDS protocol, "resource updates").
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := st.watchFor(tc)
+	// An ACK or a NACK alike: the version sent is what the client holds
+	// (or refused), so a NACK is not answered with the same resources again.
+	w.ready = true
+	if len(names) > 0 {
+		w.legacy = false
+	}
+	k := sotwKey(names, w.legacy)
+	if w.sub != nil && k == w.sub.key {
+		return nil
+	}
+	sub := tc.intern(k, func(yield func(string)) {
+		for _, n := range names {
+			yield(n)
+		}
+	})
+	if !w.first {
+		w.pending = mergeNames(w.pending, sub.addedSince(w.sub))
+	}
+	tc.release(w.sub)
+	w.sub = sub
+	return nil
+}
+
+// mergeNames appends b to a without writing into either (both may be shared).
+func mergeNames(a, b []string) []string {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
+	}
+	out := make([]string, 0, len(a)+len(b))
+	return append(append(out, a...), b...)
+}
+
+// flushSotw sends every response that is due, clusters before endpoints and
+// listeners before routes.
+func (st *stream) flushSotw(ss sotwConn) error {
+	var out []*discoveryv3.DiscoveryResponse
+	var to []*watch
+	if st.group != nil && len(st.watches) > 0 {
+		st.group.mu.Lock()
+		for _, t := range servedTypes {
+			w := st.watches[t]
+			if w == nil {
+				continue
+			}
+			if r := w.buildSotw(); r != nil {
+				out, to = append(out, r), append(to, w)
+			}
+		}
+		st.group.mu.Unlock()
+	}
+	for i, r := range out {
+		r.Nonce = st.nextNonce()
+		to[i].nonce = r.Nonce
+		if err := st.sendSotw(ss, r); err != nil {
+			return err
+		}
+	}
+	for _, t := range st.queued {
+		r := &discoveryv3.DiscoveryResponse{TypeUrl: t, VersionInfo: unsupportedVersion, Nonce: st.nextNonce()}
+		st.unknown[t] = r.Nonce
+		if err := st.sendSotw(ss, r); err != nil {
+			return err
+		}
+	}
+	st.queued = st.queued[:0]
+	return nil
+}
+
+func (st *stream) sendSotw(ss sotwConn, r *discoveryv3.DiscoveryResponse) error {
+	st.srv.tracker.response(st.id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())
+	return ss.Send(r)
+}
+
+// buildSotw returns the response due on w, or nil. Called with the group's
+// lock held. LDS and CDS responses carry every subscribed resource; RDS, EDS
+// and SDS responses carry only the subscribed resources changed since the
+// last one, plus the newly subscribed ones (the xDS protocol lets a client
+// keep what a response of these types leaves out).
+func (w *watch) buildSotw() *discoveryv3.DiscoveryResponse {
+	if !w.ready || w.upToDate() {
+		return nil
+	}
+	tc := w.tc
+	var es []*entry
+	send := w.first
+	switch {
+	case w.first:
+		es = tc.fullOf(w.sub)
+	case tc.fullState:
+		send = len(w.pending) > 0
+		if !send && !tc.changedSince(w.sent, w.sub, func(string) { send = true }) {
+			send = true
+		}
+		if send {
+			es = tc.fullOf(w.sub)
+		}
+	default:
+		es = w.changedEntries()
+		send = len(es) > 0
+	}
+	w.markSent()
+	if !send {
+		return nil
+	}
+	w.ready = false
+	return &discoveryv3.DiscoveryResponse{VersionInfo: tc.versionString(tc.version), TypeUrl: tc.typeURL, Resources: anys(es)}
+}
+
+// changedEntries is what exists of the subscribed names changed since the
+// last response and of the newly subscribed names — O(changes), unless the
+// change log no longer reaches back (then every subscribed resource).
+func (w *watch) changedEntries() []*entry {
+	tc := w.tc
+	var es []*entry
+	seen := map[string]struct{}{}
+	add := func(n string) {
+		if _, ok := seen[n]; ok {
+			return
+		}
+		seen[n] = struct{}{}
+		if e := tc.entries[n]; e != nil {
+			es = append(es, e)
+		}
+	}
+	if !tc.changedSince(w.sent, w.sub, add) {
+		return tc.fullOf(w.sub)
+	}
+	for _, n := range w.pending {
+		if w.sub.has(n) {
+			add(n)
+		}
+	}
+	return es
+}
