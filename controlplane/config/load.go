@@ -1,10 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,16 +52,10 @@ func LoadDirs(dirs ...string) (*Set, error) {
 
 // NewSet sorts objects by kind, namespace and name and reports duplicates.
 func NewSet(objs []*Object) (*Set, model.Errors) {
-	sorted := append([]*Object(nil), objs...)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
+	sorted := slices.Clone(objs)
+	// Stable: of two duplicates, the one read first is kept.
+	slices.SortStableFunc(sorted, func(a, b *Object) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	var errs model.Errors
 	out := sorted[:0:0]

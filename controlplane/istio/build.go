@@ -64,6 +64,7 @@ type typed[T any] struct {
 type builder struct {
 	kubeServices     []typed[*corev1.Service]
 	endpointSlices   []typed[*discoveryv1.EndpointSlice]
+	sliceIndex       map[sliceKey][]typed[*discoveryv1.EndpointSlice] // sliceindex.go
 	secrets          []typed[*corev1.Secret]
 	serviceEntries   []typed[*networking.ServiceEntry]
 	workloadEntries  []typed[*networking.WorkloadEntry]

@@ -94,10 +94,8 @@ func (b *builder) kubeService(ks typed[*corev1.Service]) *model.Service {
 		}
 		return s
 	}
-	for _, es := range b.endpointSlices {
-		if es.obj.Namespace == o.Namespace && es.obj.Labels[labelServiceName] == o.Name {
-			s.Endpoints = append(s.Endpoints, b.sliceEndpoints(es)...)
-		}
+	for _, es := range b.slicesOf(o.Namespace, o.Name) {
+		s.Endpoints = append(s.Endpoints, b.sliceEndpoints(es)...)
 	}
 	// Istio: a Service's selector also selects WorkloadEntries of its namespace.
 	if len(svc.Spec.Selector) > 0 {

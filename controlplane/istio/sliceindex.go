@@ -1,0 +1,23 @@
+package istio
+
+import (
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// sliceKey names the Service an EndpointSlice belongs to.
+type sliceKey struct{ namespace, service string }
+
+// slicesOf returns the EndpointSlices of Service namespace/name (label
+// kubernetes.io/service-name), in input order. The index is built on first
+// use, once per Build, so matching slices to services is linear rather than
+// services × slices.
+func (b *builder) slicesOf(namespace, name string) []typed[*discoveryv1.EndpointSlice] {
+	if b.sliceIndex == nil {
+		b.sliceIndex = make(map[sliceKey][]typed[*discoveryv1.EndpointSlice], len(b.endpointSlices))
+		for _, es := range b.endpointSlices {
+			k := sliceKey{es.obj.Namespace, es.obj.Labels[labelServiceName]}
+			b.sliceIndex[k] = append(b.sliceIndex[k], es)
+		}
+	}
+	return b.sliceIndex[sliceKey{namespace, name}]
+}
