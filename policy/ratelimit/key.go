@@ -10,8 +10,12 @@ import (
 // two different descriptors share a counter: ("a_b","c") and ("a","b_c")
 // differ, where envoyproxy/ratelimit's "_"-joined keys collide.
 func counterKey(prefix, domain string, entries []Entry, unit Unit, windowStart int64) string {
+	n := len(prefix) + len(domain) + len(unit) + 3*6 + 20 // 6 bytes covers "<len>:" up to 99999
+	for _, e := range entries {
+		n += len(e.Key) + len(e.Value) + 2*6
+	}
 	var b strings.Builder
-	b.Grow(len(prefix) + len(domain) + 32 + 16*len(entries))
+	b.Grow(n) // one allocation: lengths are written through a stack buffer
 	b.WriteString(prefix)
 	lp(&b, domain)
 	for _, e := range entries {
@@ -19,12 +23,14 @@ func counterKey(prefix, domain string, entries []Entry, unit Unit, windowStart i
 		lp(&b, e.Value)
 	}
 	lp(&b, string(unit))
-	b.WriteString(strconv.FormatInt(windowStart, 10))
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], windowStart, 10))
 	return b.String()
 }
 
 func lp(b *strings.Builder, s string) {
-	b.WriteString(strconv.Itoa(len(s)))
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(len(s)), 10))
 	b.WriteByte(':')
 	b.WriteString(s)
 }

@@ -1,0 +1,171 @@
+// Command load measures Rosen's ext_authz from a separate process: it
+// starts the server (itself with -serve, a child process: 20-rule Rego
+// policy + RS256 JWT verification) or uses -addr, then sends CheckRequests
+// shaped as Envoy's over loopback gRPC at fixed rates, open loop (each
+// request is sent at its scheduled time whatever the previous ones do, and
+// its latency counts from that time), for a bounded duration, and prints
+// p50/p90/p99/max per rate.
+//
+//	go run ./bench/policy/load -rates 1000,5000 -duration 20s
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func main() {
+	serveMode := flag.Bool("serve", false, "run the ext_authz server (used by the load process itself)")
+	addr := flag.String("addr", "", "ext_authz address on 127.0.0.1 (empty: start the server as a child process)")
+	token := flag.String("token", "", "bearer token to send with -addr")
+	rates := flag.String("rates", "1000,5000", "requests per second, comma-separated")
+	duration := flag.Duration("duration", 20*time.Second, "measuring time per rate (after 2s of warm-up)")
+	conns := flag.Int("conns", 4, "gRPC connections")
+	flag.Parse()
+	if *serveMode {
+		if err := serve(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*addr, *token, *rates, *duration, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, token, rates string, duration time.Duration, nconns int) error {
+	if addr == "" {
+		child := exec.Command(os.Args[0], "-serve")
+		child.Stderr = os.Stderr
+		stdin, err := child.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := child.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := child.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = stdin.Close(); _ = child.Wait() }()
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("server did not start: %w", err)
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return fmt.Errorf("server said %q", line)
+		}
+		addr, token = f[0], f[1]
+		fmt.Printf("server pid %d on %s\n", child.Process.Pid, addr)
+	}
+	if !strings.HasPrefix(addr, "127.") && !strings.HasPrefix(addr, "localhost:") {
+		return fmt.Errorf("-addr %s: only loopback targets", addr)
+	}
+	clients := make([]authv3.AuthorizationClient, nconns)
+	for i := range clients {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		clients[i] = authv3.NewAuthorizationClient(cc)
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Id: "1", Method: "GET", Path: "/svc19/items?page=2", Host: "shop.example.com", Scheme: "http", Protocol: "HTTP/1.1",
+		Headers: map[string]string{":path": "/svc19/items?page=2", ":method": "GET", ":authority": "shop.example.com",
+			"authorization": "Bearer " + token, "x-request-id": "r", "user-agent": "load"},
+	}}}}
+	fmt.Printf("GOMAXPROCS %d, %d connections, %s per rate\n", runtime.GOMAXPROCS(0), nconns, duration)
+	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max")
+	for _, r := range strings.Split(rates, ",") {
+		rate, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || rate <= 0 {
+			return fmt.Errorf("rate %q", r)
+		}
+		phase(clients, req, rate, 2*time.Second) // warm-up, not reported
+		res := phase(clients, req, rate, duration)
+		fmt.Println(res)
+	}
+	return nil
+}
+
+type result struct {
+	rate                 int
+	lat                  []time.Duration
+	errors, denied, sent int
+}
+
+func (r result) String() string {
+	slices.Sort(r.lat)
+	q := func(p float64) time.Duration {
+		if len(r.lat) == 0 {
+			return 0
+		}
+		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+	}
+	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
+		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond))
+}
+
+// phase sends rate requests/s for d, open loop: request i is due at
+// start + i/rate and its latency is measured from then. The sender wakes
+// every millisecond and sends what has come due, so its own sleeps do not
+// slow the schedule down.
+func phase(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, rate int, d time.Duration) result {
+	n := int(d.Seconds() * float64(rate))
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, n)
+	var mu sync.Mutex
+	res := result{rate: rate, sent: n}
+	var wg sync.WaitGroup
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < n; {
+		now := <-tick.C
+		for ; i < n; i++ {
+			due := start.Add(time.Duration(i) * interval)
+			if due.After(now) {
+				break
+			}
+			wg.Add(1)
+			go func(i int, due time.Time) {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				resp, err := clients[i%len(clients)].Check(ctx, req)
+				cancel()
+				lat[i] = time.Since(due)
+				if err != nil || resp.GetOkResponse() == nil {
+					mu.Lock()
+					if err != nil {
+						res.errors++
+					} else {
+						res.denied++
+					}
+					mu.Unlock()
+				}
+			}(i, due)
+		}
+	}
+	wg.Wait()
+	res.lat = lat
+	return res
+}
