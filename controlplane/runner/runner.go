@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosenmesh/rosen/controlplane/config"
-	"github.com/rosenmesh/rosen/controlplane/istio"
 	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/controlplane/validate"
 	"github.com/rosenmesh/rosen/controlplane/xds"
@@ -41,6 +40,7 @@ type Runner struct {
 	metrics *metrics
 
 	mu        sync.Mutex
+	isolation *Isolation // isolate.go
 	lastErr   error
 	lastApply time.Time
 	applied   int
@@ -104,7 +104,7 @@ func (r *Runner) Apply(set *config.Set, err error) {
 }
 
 func (r *Runner) apply(set *config.Set) error {
-	mesh, err := istio.Build(set)
+	mesh, err := r.build(set) // isolate.go
 	if err != nil {
 		return set.Locate(err)
 	}
