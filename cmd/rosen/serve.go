@@ -75,7 +75,10 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		return fmt.Errorf("--data %s: %w", f.dataDir, err)
 	}
 	dirs := f.configDirs
-	if defaultConfig {
+	if defaultConfig && kubeOpts.enabled() {
+		dirs = nil // --kubeconfig alone: the clusters are the only source (kube.go)
+	}
+	if defaultConfig && len(dirs) > 0 {
 		if _, err := os.Stat(dirs[0]); errors.Is(err, os.ErrNotExist) {
 			// Run from outside the repo: serve the example that is built into the binary.
 			// Written once; later edits there are kept across restarts.
@@ -99,7 +102,18 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	xdsServer := xds.New(log, xds.DefaultGenerator(), xds.Options{Registry: reg})
-	pipeline := runner.New(log, file.New(dirs, log, f.debounce), xdsServer, reg)
+	kw, err := kubeOpts.newKubeWiring(log, reg)
+	if err != nil {
+		return err
+	}
+	var sources []runner.Source
+	if len(dirs) > 0 {
+		sources = append(sources, file.New(dirs, log, f.debounce))
+	}
+	if kw != nil {
+		sources = append(sources, kw.src)
+	}
+	pipeline := runner.New(log, runner.Merge(sources...), xdsServer, reg)
 
 	grpcLn, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
@@ -120,8 +134,13 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		Log: log, Gatherer: reg, ControlPlane: pipeline, Version: version,
 	})
 
-	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs}
 	var runs []func(context.Context) error
+
+	if kw != nil {
+		kw.attach(pipeline, httpServer)
+		runs = append(runs, kw.run)
+	}
+	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs}
 	for _, m := range serveModules {
 		run, err := m.start(ctx, env)
 		if err != nil {
