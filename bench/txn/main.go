@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,20 @@ func main() {
 	duration := flag.Duration("duration", 20*time.Second, "how long to load")
 	clients := flag.Int("clients", 64, "concurrent callers")
 	conns := flag.Int("conns", 32, "PostgreSQL connections")
+	profile := flag.String("cpuprofile", "", "write a CPU profile here")
+	atBegin := flag.Bool("branches-at-begin", false, "register both branches in the begin request (Twist-style) instead of one request each")
 	flag.Parse()
-	if err := run(*kind, *dsn, *duration, *clients, *conns); err != nil {
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "txn-bench:", err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*kind, *dsn, *duration, *clients, *conns, *atBegin); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "txn-bench:", err)
 		os.Exit(1)
 	}
@@ -56,7 +69,7 @@ func listen(h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func run(kind, dsn string, duration time.Duration, clients, conns int) error {
+func run(kind, dsn string, duration time.Duration, clients, conns int, atBegin bool) error {
 	ctx := context.Background()
 	prefix := fmt.Sprintf("bench_%d", time.Now().UnixNano()%1_000_000_000)
 	var st store.Store
@@ -134,16 +147,25 @@ func run(kind, dsn string, duration time.Duration, clients, conns int) error {
 		}
 		return out, nil
 	}
+	branch := func(i int, p string) map[string]any {
+		return map[string]any{"branch_id": fmt.Sprintf("b%d", i), "confirm": p + "/confirm", "cancel": p + "/cancel", "payload": map[string]int{"amount": 1}}
+	}
 	one := func() error {
-		t, err := post(api+"/api/txn/transactions", map[string]any{"timeout": "30s"}, nil)
+		begin := map[string]any{"timeout": "30s"}
+		if atBegin {
+			begin["branches"] = []any{branch(0, p1), branch(1, p2)}
+		}
+		t, err := post(api+"/api/txn/transactions", begin, nil)
 		if err != nil {
 			return err
 		}
 		id := t["id"].(string)
 		for i, p := range []string{p1, p2} {
 			b := fmt.Sprintf("b%d", i)
-			if _, err := post(api+"/api/txn/transactions/"+id+"/branches", map[string]any{"branch_id": b, "confirm": p + "/confirm", "cancel": p + "/cancel", "payload": map[string]int{"amount": 1}}, nil); err != nil {
-				return err
+			if !atBegin {
+				if _, err := post(api+"/api/txn/transactions/"+id+"/branches", branch(i, p), nil); err != nil {
+					return err
+				}
 			}
 			if _, err := post(p+"/try", map[string]int{"amount": 1}, map[string]string{coordinator.HeaderTxnID: id, coordinator.HeaderBranchID: b, coordinator.HeaderPhase: "try"}); err != nil {
 				return err
@@ -192,8 +214,8 @@ func run(kind, dsn string, duration time.Duration, clients, conns int) error {
 		}
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
-	fmt.Printf("store=%s clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
-		kind, clients, elapsed.Round(time.Millisecond), len(lat), failures.Load(), float64(len(lat))/elapsed.Seconds(),
+	fmt.Printf("store=%s branches-at-begin=%v clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
+		kind, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures.Load(), float64(len(lat))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), confirms.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Println("first error:", e)

@@ -22,9 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rosenmesh/rosen/txn/placeholder"
 )
 
 // Dialect is the SQL engine behind the *sql.DB.
@@ -119,17 +120,7 @@ func (b *Barrier) q(query string) string {
 	if b.d != Postgres {
 		return query
 	}
-	var sb strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			sb.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
+	return placeholder.Dollar(query)
 }
 
 // mark inserts a barrier row if absent and reports whether it did.

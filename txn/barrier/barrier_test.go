@@ -17,6 +17,7 @@ import (
 
 	"github.com/rosenmesh/rosen/internal/testenv"
 	"github.com/rosenmesh/rosen/txn/barrier"
+	"github.com/rosenmesh/rosen/txn/placeholder"
 )
 
 func TestMain(m *testing.M) {
@@ -36,17 +37,7 @@ func (e *env) q(s string) string {
 	if e.d != barrier.Postgres {
 		return s
 	}
-	n := 0
-	out := []byte{}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '?' {
-			n++
-			out = append(out, fmt.Sprintf("$%d", n)...)
-			continue
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
+	return placeholder.Dollar(s)
 }
 
 // reserve adds one reservation row for the branch (the Try's business change).

@@ -3,8 +3,8 @@ package store
 import (
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/rosenmesh/rosen/txn/placeholder"
 )
 
 // dialect is what differs between the SQL engines the store runs on.
@@ -27,17 +27,7 @@ func (d dialect) rebind(q string) string {
 	if !d.dollar {
 		return q
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return placeholder.Dollar(q)
 }
 
 var prefixRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)

@@ -119,7 +119,7 @@ type TxnView struct {
 	UpdatedAt  time.Time         `json:"updated_at"`
 	Deadline   time.Time         `json:"deadline"`
 	FinishedAt *time.Time        `json:"finished_at,omitempty"`
-	NextDue    time.Time         `json:"next_due"`
+	NextDue    time.Time         `json:"next_due,omitzero"`
 	Owner      string            `json:"owner,omitempty"`
 	Attempts   int               `json:"attempts"`
 	LastError  string            `json:"last_error,omitempty"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rosenmesh/rosen/txn/barrier"
 	"github.com/rosenmesh/rosen/txn/participant"
+	"github.com/rosenmesh/rosen/txn/placeholder"
 )
 
 // Move is the payload of every call: amount < 0 debits the account, > 0 credits it.
@@ -70,16 +71,7 @@ func (l *Ledger) q(s string) string {
 	if l.d != barrier.Postgres {
 		return s
 	}
-	out, n := make([]byte, 0, len(s)+8), 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '?' {
-			n++
-			out = append(out, fmt.Sprintf("$%d", n)...)
-			continue
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
+	return placeholder.Dollar(s)
 }
 
 func move(c participant.Call) (Move, error) {
