@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -83,6 +84,15 @@ func (b *bench) measure(ctx context.Context) error {
 
 	// (b) add one service, R times.
 	b.quiet(ctx, b.o.changeTimeout)
+	if b.o.cpuProfile != "" {
+		done := make(chan error, 1)
+		go func() { done <- b.proc.saveCPUProfile(b.o.cpuProfile, b.o.cpuProfileFor) }()
+		defer func() {
+			if err := <-done; err != nil {
+				fmt.Fprintln(os.Stderr, "xds bench:", err)
+			}
+		}()
+	}
 	var runs []changeRun
 	var pooled []time.Duration
 	var lost, completeLost int

@@ -20,6 +20,8 @@ import (
 type options struct {
 	proxies, services, perConn, files, repeats int
 	mode, kind, rosen, out, heapProfile        string
+	cpuProfile                                 string
+	cpuProfileFor                              time.Duration
 	debounce, timeout, connectTimeout          time.Duration
 	changeTimeout, settle                      time.Duration
 	validate, keep                             bool
@@ -44,6 +46,8 @@ func main() {
 	flag.BoolVar(&o.validate, "validate", true, "run `rosen validate` on the generated folder first")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (config, rosen.log)")
 	flag.StringVar(&o.heapProfile, "heap-profile", "", "save rosen's heap profile (/debug/pprof/heap) here once every proxy has synced")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "save rosen's CPU profile (/debug/pprof/profile) of the change phases here")
+	flag.DurationVar(&o.cpuProfileFor, "cpu-profile-for", 30*time.Second, "how long -cpu-profile records, from the first change")
 	flag.Parse()
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "xds bench:", err)

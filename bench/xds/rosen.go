@@ -217,18 +217,27 @@ func (p *rosenProc) metric(name string) (float64, error) {
 
 // saveHeapProfile writes rosen's heap profile (GET /debug/pprof/heap) to path.
 func (p *rosenProc) saveHeapProfile(path string) error {
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/heap")
+	return p.saveProfile(path, "heap", 30*time.Second)
+}
+
+// saveCPUProfile records rosen's CPU for d (GET /debug/pprof/profile) into path.
+func (p *rosenProc) saveCPUProfile(path string, d time.Duration) error {
+	return p.saveProfile(path, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), d+30*time.Second)
+}
+
+func (p *rosenProc) saveProfile(path, what string, timeout time.Duration) error {
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/" + what)
 	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
+		return fmt.Errorf("profile %s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: GET /debug/pprof/heap: %s", resp.Status)
+		return fmt.Errorf("profile: GET /debug/pprof/%s: %s", what, resp.Status)
 	}
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return fmt.Errorf("heap profile: %w", err)
+		return fmt.Errorf("profile %s: %w", what, err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }

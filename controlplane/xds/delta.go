@@ -8,12 +8,13 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // deltaConn is an incremental stream, aggregated or of one type.
 type deltaConn interface {
 	Context() context.Context
-	Send(*discoveryv3.DeltaDiscoveryResponse) error
+	SendMsg(any) error
 	Recv() (*discoveryv3.DeltaDiscoveryRequest, error)
 }
 
@@ -131,39 +132,65 @@ func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
 // flushDelta sends every response that is due. Delta clients need not
 // answer one response before the next, so only changes gate a response.
 func (st *stream) flushDelta(ds deltaConn) error {
-	var out []*discoveryv3.DeltaDiscoveryResponse
+	var out []*response
 	if st.group != nil && len(st.watches) > 0 {
 		st.group.mu.Lock()
 		for _, t := range servedTypes {
-			if w := st.watches[t]; w != nil {
-				if r := w.buildDelta(); r != nil {
-					out = append(out, r)
-				}
+			w := st.watches[t]
+			if w == nil {
+				continue
+			}
+			r, err := w.buildDelta()
+			if err != nil {
+				st.group.mu.Unlock()
+				return status.Error(codes.Internal, err.Error())
+			}
+			if r != nil {
+				out = append(out, r)
 			}
 		}
 		st.group.mu.Unlock()
 	}
 	for _, t := range st.queued {
-		out = append(out, &discoveryv3.DeltaDiscoveryResponse{TypeUrl: t, SystemVersionInfo: unsupportedVersion})
+		r, err := newResponse(t, unsupportedVersion, &discoveryv3.DeltaDiscoveryResponse{TypeUrl: t, SystemVersionInfo: unsupportedVersion})
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		out = append(out, r)
 	}
 	st.queued = st.queued[:0]
 	for _, r := range out {
-		r.Nonce = st.nextNonce()
-		st.srv.tracker.response(st.id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce())
-		if err := ds.Send(r); err != nil {
+		if _, err := st.send(ds, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// buildDelta returns the response due on w, or nil: the subscribed
-// resources changed since the last response and the newly subscribed ones,
-// and the subscribed names deleted meanwhile. Called with the group's lock.
-func (w *watch) buildDelta() *discoveryv3.DeltaDiscoveryResponse {
+// buildDelta returns the response due on w, or nil. Called with the
+// group's lock held; shared like buildSotw's, except a first response that
+// depends on the versions the client already holds.
+func (w *watch) buildDelta() (*response, error) {
 	if w.upToDate() {
-		return nil
+		return nil, nil
 	}
+	var r *response
+	var err error
+	if w.first && len(w.initial) > 0 {
+		if m := w.deltaMessage(); m != nil {
+			r, err = newResponse(w.tc.typeURL, w.tc.versionString(w.tc.version), m)
+		}
+	} else {
+		r, err = w.tc.memo(w.sub, pendingKey(w), w.deltaMessage)
+	}
+	w.markSent()
+	return r, err
+}
+
+// deltaMessage is the response due on w (nil: nothing to send): the
+// subscribed resources changed since the last response and the newly
+// subscribed ones, and the subscribed names deleted meanwhile.
+func (w *watch) deltaMessage() proto.Message {
 	tc := w.tc
 	first := w.first
 	var res []*discoveryv3.Resource
@@ -208,7 +235,6 @@ func (w *watch) buildDelta() *discoveryv3.DeltaDiscoveryResponse {
 			}
 		}
 	}
-	w.markSent()
 	if !first && len(res) == 0 && len(removed) == 0 {
 		return nil
 	}

@@ -26,5 +26,8 @@ func grpcServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Ping idle clients to find dead proxies within a minute.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
+		// Send a response body marshalled once to every stream without
+		// copying it per stream (see wire); other messages as usual.
+		grpc.ForceServerCodecV2(newCodec()),
 	}
 }

@@ -232,7 +232,10 @@ func recoverAsError(err *error) {
 }
 
 // ServerOptions are the gRPC server options the xDS port needs: a bounded
-// message size, keepalive enforcement and a cap on concurrent streams.
+// message size, keepalive enforcement, a cap on concurrent streams and the
+// codec that sends a shared response body to many streams without copying
+// it (other services on the same port are unaffected). Without them the
+// server still works, marshalling each response per stream.
 func ServerOptions() []grpc.ServerOption {
 	return grpcServerOptions()
 }

@@ -5,12 +5,15 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // sotwConn is a state-of-the-world stream, aggregated or of one type.
 type sotwConn interface {
 	Context() context.Context
-	Send(*discoveryv3.DiscoveryResponse) error
+	SendMsg(any) error
 	Recv() (*discoveryv3.DiscoveryRequest, error)
 }
 
@@ -98,7 +101,7 @@ func mergeNames(a, b []string) []string {
 // flushSotw sends every response that is due, clusters before endpoints and
 // listeners before routes.
 func (st *stream) flushSotw(ss sotwConn) error {
-	var out []*discoveryv3.DiscoveryResponse
+	var out []*response
 	var to []*watch
 	if st.group != nil && len(st.watches) > 0 {
 		st.group.mu.Lock()
@@ -107,23 +110,30 @@ func (st *stream) flushSotw(ss sotwConn) error {
 			if w == nil {
 				continue
 			}
-			if r := w.buildSotw(); r != nil {
+			r, err := w.buildSotw()
+			if err != nil {
+				st.group.mu.Unlock()
+				return status.Error(codes.Internal, err.Error())
+			}
+			if r != nil {
 				out, to = append(out, r), append(to, w)
 			}
 		}
 		st.group.mu.Unlock()
 	}
 	for i, r := range out {
-		r.Nonce = st.nextNonce()
-		to[i].nonce = r.Nonce
-		if err := st.sendSotw(ss, r); err != nil {
+		nonce, err := st.send(ss, r)
+		if err != nil {
 			return err
 		}
+		to[i].nonce = nonce
 	}
 	for _, t := range st.queued {
-		r := &discoveryv3.DiscoveryResponse{TypeUrl: t, VersionInfo: unsupportedVersion, Nonce: st.nextNonce()}
-		st.unknown[t] = r.Nonce
-		if err := st.sendSotw(ss, r); err != nil {
+		r, err := newResponse(t, unsupportedVersion, &discoveryv3.DiscoveryResponse{TypeUrl: t, VersionInfo: unsupportedVersion})
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		if st.unknown[t], err = st.send(ss, r); err != nil {
 			return err
 		}
 	}
@@ -131,20 +141,26 @@ func (st *stream) flushSotw(ss sotwConn) error {
 	return nil
 }
 
-func (st *stream) sendSotw(ss sotwConn, r *discoveryv3.DiscoveryResponse) error {
-	st.srv.tracker.response(st.id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())
-	return ss.Send(r)
-}
-
 // buildSotw returns the response due on w, or nil. Called with the group's
 // lock held. LDS and CDS responses carry every subscribed resource; RDS, EDS
 // and SDS responses carry only the subscribed resources changed since the
 // last one, plus the newly subscribed ones (the xDS protocol lets a client
-// keep what a response of these types leaves out).
-func (w *watch) buildSotw() *discoveryv3.DiscoveryResponse {
+// keep what a response of these types leaves out). Watches of one
+// subscription at the same versions share the response.
+func (w *watch) buildSotw() (*response, error) {
 	if !w.ready || w.upToDate() {
-		return nil
+		return nil, nil
 	}
+	r, err := w.tc.memo(w.sub, pendingKey(w), w.sotwMessage)
+	w.markSent()
+	if r != nil {
+		w.ready = false
+	}
+	return r, err
+}
+
+// sotwMessage is the response due on w (nil: nothing to send).
+func (w *watch) sotwMessage() proto.Message {
 	tc := w.tc
 	var es []*entry
 	send := w.first
@@ -163,11 +179,9 @@ func (w *watch) buildSotw() *discoveryv3.DiscoveryResponse {
 		es = w.changedEntries()
 		send = len(es) > 0
 	}
-	w.markSent()
 	if !send {
 		return nil
 	}
-	w.ready = false
 	return &discoveryv3.DiscoveryResponse{VersionInfo: tc.versionString(tc.version), TypeUrl: tc.typeURL, Resources: anys(es)}
 }
 

@@ -66,6 +66,10 @@ type subscription struct {
 	// one: a change of service moves a whole fleet from one set to the next.
 	addedFrom *subscription
 	added     []string
+	// memo holds the responses built at memoVersion, shared by the
+	// streams of this subscription that are due the same one.
+	memo        map[memoKey]*response
+	memoVersion uint64
 }
 
 func (s *subscription) has(name string) bool {

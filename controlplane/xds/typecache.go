@@ -53,6 +53,7 @@ type typeCache struct {
 	log      []change
 	logFloor uint64
 	logNames int
+	maxLog   int // maxLogNames, but for tests
 
 	watches map[*watch]struct{}
 	subs    map[subKey]*subscription
@@ -64,6 +65,7 @@ func newTypeCache(typeURL, prefix string) *typeCache {
 		prefix:    prefix,
 		fullState: typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType,
 		entries:   map[string]*entry{},
+		maxLog:    maxLogNames,
 		watches:   map[*watch]struct{}{},
 		subs:      map[subKey]*subscription{},
 	}
@@ -138,7 +140,7 @@ func (tc *typeCache) apply(changed []*entry, deleted []string) {
 }
 
 // trimLog drops the changes every watch has already seen, and the oldest
-// ones beyond maxLogNames.
+// ones beyond maxLog names.
 func (tc *typeCache) trimLog() {
 	floor := tc.version
 	for w := range tc.watches {
@@ -147,7 +149,7 @@ func (tc *typeCache) trimLog() {
 		}
 	}
 	i := 0
-	for i < len(tc.log) && (tc.log[i].version <= floor || tc.logNames > maxLogNames) {
+	for i < len(tc.log) && (tc.log[i].version <= floor || tc.logNames > tc.maxLog) {
 		tc.logNames -= len(tc.log[i].names)
 		tc.logFloor = tc.log[i].version
 		i++
