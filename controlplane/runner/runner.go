@@ -39,6 +39,12 @@ type Runner struct {
 	pub     Publisher
 	metrics *metrics
 
+	// applyMu serialises apply; lastStruct is the model.StructureHash of
+	// the last mesh the publisher accepted (valid when hasLast).
+	applyMu    sync.Mutex
+	lastStruct [32]byte
+	hasLast    bool
+
 	mu        sync.Mutex
 	isolation *Isolation // isolate.go
 	lastErr   error
@@ -48,9 +54,19 @@ type Runner struct {
 }
 
 type metrics struct {
-	applies *prometheus.CounterVec
-	build   prometheus.Histogram
+	applies      *prometheus.CounterVec
+	build        prometheus.Histogram
+	translations *prometheus.CounterVec
 }
+
+// Gate modes, the values of rosen_config_translations_total's mode label.
+const (
+	// ModeFull translates and validates every proxy kind (validate.Mesh).
+	ModeFull = "full"
+	// ModeEndpoints builds and validates only the load assignments
+	// (validate.MeshEndpoints): the change touched nothing but endpoints.
+	ModeEndpoints = "endpoints"
+)
 
 // New creates a runner. reg may be nil.
 func New(log *zap.Logger, src Source, pub Publisher, reg prometheus.Registerer) *Runner {
@@ -64,9 +80,16 @@ func New(log *zap.Logger, src Source, pub Publisher, reg prometheus.Registerer) 
 			Help:    "Time to build and validate the model from a configuration set.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		translations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rosen_config_translations_total",
+			Help: "Translations run by the validation gate, by mode: full (every proxy kind, routes included) or endpoints (load assignments only).",
+		}, []string{"mode"}),
+	}
+	for _, mode := range []string{ModeFull, ModeEndpoints} {
+		m.translations.WithLabelValues(mode)
 	}
 	if reg != nil {
-		reg.MustRegister(m.applies, m.build)
+		reg.MustRegister(m.applies, m.build, m.translations)
 	}
 	return &Runner{log: log.Named("runner"), src: src, pub: pub, metrics: m}
 }
@@ -79,8 +102,9 @@ func (r *Runner) Run(ctx context.Context) error {
 // Apply handles one configuration set (or the error that replaced it).
 func (r *Runner) Apply(set *config.Set, err error) {
 	start := time.Now()
+	mode := ""
 	if err == nil {
-		err = r.apply(set)
+		mode, err = r.apply(set)
 	}
 	r.metrics.build.Observe(time.Since(start).Seconds())
 	r.mu.Lock()
@@ -100,18 +124,44 @@ func (r *Runner) Apply(set *config.Set, err error) {
 	}
 	r.applied++
 	r.metrics.applies.WithLabelValues("accepted").Inc()
-	r.log.Info("configuration applied", zap.Int("objects", len(set.Objects)), zap.Duration("took", time.Since(start)))
+	r.log.Info("configuration applied", zap.Int("objects", len(set.Objects)), zap.String("gate", mode),
+		zap.Duration("took", time.Since(start)))
 }
 
-func (r *Runner) apply(set *config.Set) error {
+// apply builds the mesh, gates it and publishes it. When the mesh differs
+// from the last published one only in EDS endpoints (same
+// model.StructureHash), listeners, routes and clusters are known to
+// translate exactly as before and to have passed the gate, so only the new
+// load assignments are built and checked.
+func (r *Runner) apply(set *config.Set) (mode string, err error) {
 	mesh, err := r.build(set) // isolate.go
 	if err != nil {
-		return set.Locate(err)
+		return "", set.Locate(err)
 	}
-	if err := validate.Mesh(mesh); err != nil {
-		return err
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	hash, hashErr := model.StructureHash(mesh)
+	if hashErr != nil {
+		r.log.Warn("cannot hash the mesh; validating all of it", zap.Error(hashErr))
 	}
-	return r.pub.Update(mesh)
+	mode = ModeFull
+	if hashErr == nil && r.hasLast && hash == r.lastStruct {
+		mode = ModeEndpoints
+	}
+	r.metrics.translations.WithLabelValues(mode).Inc()
+	if mode == ModeEndpoints {
+		err = validate.MeshEndpoints(mesh)
+	} else {
+		err = validate.Mesh(mesh)
+	}
+	if err != nil {
+		return mode, err
+	}
+	if err := r.pub.Update(mesh); err != nil {
+		return mode, err
+	}
+	r.lastStruct, r.hasLast = hash, hashErr == nil
+	return mode, nil
 }
 
 // Ready reports whether a good configuration is being served.
