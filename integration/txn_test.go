@@ -148,11 +148,19 @@ func TestTxnCrashRecovery(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(40)
+	prefix := testenv.UniqueName("crash")
+	tables := []string{prefix + "_txn", prefix + "_txn_branch"}
+	defer func() {
+		for _, tb := range tables {
+			_, _ = db.Exec(`DROP TABLE IF EXISTS ` + tb)
+		}
+	}()
 	var ledgers [2]*transfer.Ledger
 	var urls [2]string
 	var names [2]string
 	for i := range ledgers {
 		names[i] = testenv.UniqueName(fmt.Sprintf("crashbank%d", i))
+		tables = append(tables, names[i]+"_accounts", names[i]+"_barrier")
 		l, err := transfer.New(ctx, db, barrier.Postgres, names[i])
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +176,6 @@ func TestTxnCrashRecovery(t *testing.T) {
 	}
 	const total = 2 * 10 * 1_000_000
 
-	prefix := testenv.UniqueName("crash")
 	reps := make([]*coordinatorProc, 2)
 	for i, name := range []string{"A", "B"} {
 		addr := freeAddr(t)

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -39,11 +40,18 @@ func stores(t *testing.T, body func(t *testing.T, s store.Store)) {
 		body(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		s, err := store.OpenPostgres(context.Background(), testenv.PostgresDSN(t), store.Options{Prefix: testenv.UniqueName("co"), MaxConns: 8})
+		dsn, prefix := testenv.PostgresDSN(t), testenv.UniqueName("co")
+		s, err := store.OpenPostgres(context.Background(), dsn, store.Options{Prefix: prefix, MaxConns: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = s.Close() })
+		t.Cleanup(func() {
+			_ = s.Close()
+			if db, err := sql.Open("pgx", dsn); err == nil {
+				_, _ = db.Exec(`DROP TABLE IF EXISTS ` + prefix + `_txn, ` + prefix + `_txn_branch`)
+				_ = db.Close()
+			}
+		})
 		body(t, s)
 	})
 }

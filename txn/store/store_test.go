@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -23,13 +24,28 @@ func each(t *testing.T, body func(t *testing.T, s store.Store)) {
 		body(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		s, err := store.OpenPostgres(context.Background(), testenv.PostgresDSN(t), store.Options{Prefix: testenv.UniqueName("st")})
+		dsn, prefix := testenv.PostgresDSN(t), testenv.UniqueName("st")
+		s, err := store.OpenPostgres(context.Background(), dsn, store.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = s.Close() })
+		t.Cleanup(func() { _ = s.Close(); dropTables(t, dsn, prefix+"_txn", prefix+"_txn_branch") })
 		body(t, s)
 	})
+}
+
+// dropTables removes a test's tables from the shared database.
+func dropTables(t *testing.T, dsn string, tables ...string) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	for _, tb := range tables {
+		if _, err := db.Exec(`DROP TABLE IF EXISTS ` + tb); err != nil {
+			t.Logf("drop %s: %v", tb, err)
+		}
+	}
 }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -36,11 +36,13 @@ func TestMain(m *testing.M) {
 func TestMoneyTransferConservesMoney(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	ctx := context.Background()
-	st, err := store.OpenPostgres(ctx, dsn, store.Options{Prefix: testenv.UniqueName("tr"), MaxConns: 8})
+	prefix := testenv.UniqueName("tr")
+	st, err := store.OpenPostgres(ctx, dsn, store.Options{Prefix: prefix, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	tables := []string{prefix + "_txn", prefix + "_txn_branch"}
 	c, err := coordinator.New(coordinator.Options{Store: st, Log: zaptest.NewLogger(t), Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +59,17 @@ func TestMoneyTransferConservesMoney(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	defer func() {
+		for _, tb := range tables {
+			_, _ = db.Exec(`DROP TABLE IF EXISTS ` + tb)
+		}
+	}()
 	var ledgers [2]*transfer.Ledger
 	var urls [2]string
 	for i := range ledgers {
-		l, err := transfer.New(ctx, db, barrier.Postgres, testenv.UniqueName(fmt.Sprintf("bank%d", i)))
+		name := testenv.UniqueName(fmt.Sprintf("bank%d", i))
+		tables = append(tables, name+"_accounts", name+"_barrier")
+		l, err := transfer.New(ctx, db, barrier.Postgres, name)
 		if err != nil {
 			t.Fatal(err)
 		}
