@@ -13,19 +13,17 @@ import (
 // endpoint-only change, validate.MeshEndpoints (load assignments only).
 func benchGate(b *testing.B, gate func(*model.Mesh) error) {
 	m := buildMesh(b, true)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	loop(b, func() {
 		if _, err := model.StructureHash(m); err != nil {
 			b.Fatal(err)
 		}
 		if gate == nil {
-			continue
+			return
 		}
 		if err := gate(m); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 func BenchmarkGateFull10kRoutes(b *testing.B)      { benchGate(b, validate.Mesh) }

@@ -171,9 +171,7 @@ func TestMeshHas10kRoutes(t *testing.T) {
 
 func benchTranslate(b *testing.B, gateway bool, p translate.Proxy) {
 	m := buildMesh(b, gateway)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	loop(b, func() {
 		r, err := translate.Translate(m, p)
 		if err != nil {
 			b.Fatal(err)
@@ -181,7 +179,7 @@ func benchTranslate(b *testing.B, gateway bool, p translate.Proxy) {
 		if countRoutes(r) != totalRoutes {
 			b.Fatal("route count changed")
 		}
-	}
+	})
 }
 
 func benchValidate(b *testing.B, gateway bool, p translate.Proxy) {
@@ -189,13 +187,11 @@ func benchValidate(b *testing.B, gateway bool, p translate.Proxy) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	loop(b, func() {
 		if err := validate.Resources(r); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 func BenchmarkTranslateGateway10kRoutes(b *testing.B)   { benchTranslate(b, true, gatewayProxy) }
@@ -208,8 +204,7 @@ func BenchmarkValidateProxyless10kRoutes(b *testing.B)  { benchValidate(b, false
 func BenchmarkParseBuild10kRoutes(b *testing.B) {
 	data := meshYAML(true)
 	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
+	loop(b, func() {
 		objs, err := config.ParseYAML("bench.yaml", data)
 		if err != nil {
 			b.Fatal(err)
@@ -217,5 +212,5 @@ func BenchmarkParseBuild10kRoutes(b *testing.B) {
 		if _, err := istio.Build(&config.Set{Objects: objs}); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }

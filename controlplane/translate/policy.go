@@ -11,10 +11,11 @@ import (
 // passed by value (translation keeps no state between calls).
 type index struct {
 	services map[string]*model.Service
+	mesh     meshHosts // meshhosts.go
 }
 
 func newIndex(m *model.Mesh) index {
-	ix := index{services: make(map[string]*model.Service, len(m.Services))}
+	ix := index{services: make(map[string]*model.Service, len(m.Services)), mesh: newMeshHosts(m)}
 	for _, s := range m.Services {
 		ix.services[s.Host] = s
 	}

@@ -43,15 +43,12 @@ func meshRouteConfig(m *model.Mesh, ix index, rcName, vhName string, s *model.Se
 }
 
 // meshVirtualHost gathers the routes of the VirtualServices bound to the
-// mesh whose hosts cover s.Host; without any, everything goes to the
-// service port's default cluster.
+// mesh whose hosts cover s.Host (looked up in ix.mesh); without any,
+// everything goes to the service port's default cluster.
 func meshVirtualHost(m *model.Mesh, ix index, rcName string, vi int, vhName string, s *model.Service, port model.ServicePort, names []string, kind ProxyKind, r *Resources) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: vhName, Domains: domainsFor(names, port.Number)}
 	bound := false
-	for _, vs := range m.VirtualServices {
-		if !contains(vs.Gateways, model.MeshGateway) || !coversAny(vs.Hosts, s.Host) {
-			continue
-		}
+	for _, vs := range ix.mesh.covering(s.Host) {
 		bound = true
 		for i := range vs.HTTP {
 			opts := RouteOptions{Kind: kind, Port: port.Number, Policies: ix.policy, Gateway: model.MeshGateway, Namespace: vs.Namespace}
@@ -66,13 +63,4 @@ func meshVirtualHost(m *model.Mesh, ix index, rcName string, vi int, vhName stri
 		vh.Routes = []*routev3.Route{defaultRoute(cluster, HashPolicy(ix.policy(cluster)))}
 	}
 	return vh
-}
-
-func coversAny(patterns []string, host string) bool {
-	for _, p := range patterns {
-		if hostCovers(p, host) {
-			return true
-		}
-	}
-	return false
 }
