@@ -2,13 +2,11 @@ package validate
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/rosenmesh/rosen/controlplane/translate"
 )
@@ -44,34 +42,19 @@ func (c *checker) protos() {
 	}
 }
 
+// message validates one resource: ValidateAll, then the type-directed walk
+// (walk.go) that unpacks every Any and applies visit's checks.
 func (c *checker) message(kind, name string, m proto.Message) {
 	c.validateAll(kind, name, "", m)
-	c.deep(kind, name, "", m.ProtoReflect())
-}
-
-// deep walks m, unpacking every Any (recursively) to validate its content.
-func (c *checker) deep(kind, name, prefix string, m protoreflect.Message) {
-	walk(m, prefix, func(path string, msg protoreflect.Message) {
-		a, ok := msg.Interface().(*anypb.Any)
-		if !ok {
-			c.visit(kind, name, path, msg)
-			return
-		}
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			c.fail(kind, name, path, "cannot unpack %s: %v", a.GetTypeUrl(), err)
-			return
-		}
-		c.validateAll(kind, name, path, inner)
-		c.deep(kind, name, path, inner.ProtoReflect())
-	})
+	w := walker{c: c, kind: kind, name: name}
+	w.message(m.ProtoReflect())
 }
 
 // visit applies per-message checks (regexes, cluster references).
 func (c *checker) visit(kind, name, path string, msg protoreflect.Message) {
 	c.clusterRef(kind, name, path, msg)
 	if re, ok := regexOf(msg); ok {
-		if err := checkRegex(re); err != nil {
+		if err := c.regexError(re); err != nil {
 			c.fail(kind, name, join(path, "regex"), "%v", err)
 		}
 	}
@@ -142,36 +125,6 @@ func join(prefix, field string) string {
 		return prefix
 	}
 	return prefix + "." + field
-}
-
-// walk calls fn for every message reachable from m (m included), with its
-// field path. It does not descend into Any values (fn unpacks them).
-func walk(m protoreflect.Message, path string, fn func(string, protoreflect.Message)) {
-	fn(path, m)
-	if m.Descriptor().FullName() == "google.protobuf.Any" {
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := join(path, string(fd.Name()))
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walk(l.Get(i).Message(), fmt.Sprintf("%s[%d]", p, i), fn)
-			}
-		case fd.IsMap() && fd.MapValue().Message() != nil:
-			mp := v.Map()
-			keys := make([]protoreflect.MapKey, 0, mp.Len())
-			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool { keys = append(keys, k); return true })
-			sortMapKeys(keys)
-			for _, k := range keys {
-				walk(mp.Get(k).Message(), fmt.Sprintf("%s[%s]", p, k.String()), fn)
-			}
-		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
-			walk(v.Message(), p, fn)
-		}
-		return true
-	})
 }
 
 func sortMapKeys(keys []protoreflect.MapKey) {

@@ -56,10 +56,14 @@ func (c *checker) listeners() {
 }
 
 func (c *checker) hcmRoutes(listener, path string, a *anypb.Any, routes map[string]bool) {
-	var h hcmv3.HttpConnectionManager
-	if !a.MessageIs(&h) || a.UnmarshalTo(&h) != nil {
+	if !a.MessageIs(&hcmv3.HttpConnectionManager{}) {
 		return
 	}
+	m, err := c.unpack(a) // unpacked already by the walk
+	if err != nil {
+		return // reported by the walk
+	}
+	h := m.(*hcmv3.HttpConnectionManager)
 	if rds := h.GetRds(); rds != nil {
 		if !routes[rds.GetRouteConfigName()] {
 			c.fail(translate.KindListener, listener, path+".rds.route_config_name",

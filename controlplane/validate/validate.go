@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
 	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/controlplane/translate"
 )
@@ -60,7 +63,9 @@ func Mesh(m *model.Mesh) error {
 type checker struct {
 	res          *translate.Resources
 	errs         model.Errors
-	clusterNames map[string]bool // see clusterSet
+	clusterNames map[string]bool              // see clusterSet
+	unpacked     map[*anypb.Any]proto.Message // walk.go: each Any unpacked once
+	regexes      map[string]error             // walk.go: each regex checked once
 }
 
 var routePath = regexp.MustCompile(`^virtual_hosts\[\d+\]\.routes\[\d+\]`)
