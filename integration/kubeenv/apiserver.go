@@ -87,6 +87,9 @@ func (a *APIServer) Start(t testing.TB) {
 // Stop stops the server (its data stays in etcd).
 func (a *APIServer) Stop() { a.proc.stop() }
 
+// Kill ends the server at once, as a crash would (its data stays in etcd).
+func (a *APIServer) Kill() { a.proc.kill() }
+
 // Config is an admin client configuration.
 func (a *APIServer) Config() *rest.Config {
 	return a.ConfigWithToken(AdminToken)

@@ -107,6 +107,19 @@ func (p *process) start(t testing.TB) {
 	p.cmd, p.done = cmd, done
 }
 
+// kill ends the process at once, as a crash or a lost machine would.
+func (p *process) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
 // stop sends SIGTERM and waits (SIGKILL after 10 s).
 func (p *process) stop() {
 	p.mu.Lock()
@@ -228,4 +241,30 @@ func insecureGet(ctx context.Context, url, token string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// HostIP is an IPv4 address of one of this machine's own non-loopback
+// interfaces. The API server refuses loopback addresses in EndpointSlices,
+// so test backends listen here instead; traffic to a local address never
+// leaves the machine.
+func HostIP(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if ip := ipn.IP.To4(); ip != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+			return ip.String()
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no non-loopback IPv4 address on this machine for EndpointSlice backends")
+	}
+	t.Skip("no non-loopback IPv4 address on this machine for EndpointSlice backends")
+	return ""
 }
