@@ -1,6 +1,10 @@
 package validate
 
 import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,6 +13,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -32,29 +37,102 @@ func fullName(m proto.Message) protoreflect.FullName { return m.ProtoReflect().D
 
 // walkPlan is what the walk does with one message type.
 type walkPlan struct {
-	checked bool                           // visit() applies to this type
-	fields  []protoreflect.FieldDescriptor // fields that lead to a checked type or an Any, by number
+	checked bool        // visit() applies to this type
+	fields  []planField // fields outside oneofs that lead to a checked type or an Any, by number
+	oneofs  []planOneof // oneofs with such members
+}
+
+// planField is one field to enter, with the plan of the type it holds.
+type planField struct {
+	fd   protoreflect.FieldDescriptor
+	name string
+	plan *walkPlan // nil for an Any
+	// goIndex is the generated struct's field holding it, read with Go
+	// reflection (much cheaper than protoreflect's Has and Get); -1 when
+	// the struct has no such field (then protoreflect is used).
+	goIndex int
+}
+
+// planOneof is a oneof whose planned members are looked up by number.
+type planOneof struct {
+	od      protoreflect.OneofDescriptor
+	members map[protoreflect.FieldNumber]planField
 }
 
 // plans memoises walkPlan per message type. Descriptors are immutable, so
 // the memo is a pure cache: it changes what is computed, never the result.
-var plans sync.Map // protoreflect.FullName → *walkPlan
+// Plans link to their fields' plans, so a walk looks up only its root's.
+var (
+	plansMu sync.Mutex
+	plans   = map[protoreflect.FullName]*walkPlan{}
+)
 
 func planFor(d protoreflect.MessageDescriptor) *walkPlan {
-	if p, ok := plans.Load(d.FullName()); ok {
-		return p.(*walkPlan)
+	plansMu.Lock()
+	defer plansMu.Unlock()
+	return planLocked(d)
+}
+
+func planLocked(d protoreflect.MessageDescriptor) *walkPlan {
+	if p, ok := plans[d.FullName()]; ok {
+		return p
 	}
 	p := &walkPlan{checked: checkedTypes[d.FullName()]}
+	plans[d.FullName()] = p // before the fields: types may be recursive
+	goFields := structFields(d)
 	fields := d.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
-		if target := fieldMessage(fd); target != nil && reachesChecked(target) {
-			p.fields = append(p.fields, fd)
+		target := fieldMessage(fd)
+		if target == nil || !reachesChecked(target) {
+			continue
+		}
+		pf := planField{fd: fd, name: string(fd.Name()), goIndex: -1}
+		if target.FullName() != anyName {
+			pf.plan = planLocked(target)
+		}
+		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+			k := slices.IndexFunc(p.oneofs, func(o planOneof) bool { return o.od == od })
+			if k < 0 {
+				p.oneofs = append(p.oneofs, planOneof{od: od, members: map[protoreflect.FieldNumber]planField{}})
+				k = len(p.oneofs) - 1
+			}
+			p.oneofs[k].members[fd.Number()] = pf
+			continue
+		}
+		if idx, ok := goFields[fd.Number()]; ok {
+			pf.goIndex = idx
+		}
+		p.fields = append(p.fields, pf)
+	}
+	slices.SortFunc(p.fields, func(a, b planField) int { return cmp.Compare(a.fd.Number(), b.fd.Number()) })
+	return p
+}
+
+// structFields maps field numbers to the indexes of the generated Go
+// struct's fields (from their protobuf struct tags); empty when the type is
+// not a registered generated message.
+func structFields(d protoreflect.MessageDescriptor) map[protoreflect.FieldNumber]int {
+	out := map[protoreflect.FieldNumber]int{}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(d.FullName())
+	if err != nil {
+		return out
+	}
+	t := reflect.TypeOf(mt.Zero().Interface())
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return out
+	}
+	t = t.Elem()
+	for i := 0; i < t.NumField(); i++ {
+		parts := strings.Split(t.Field(i).Tag.Get("protobuf"), ",")
+		if len(parts) < 2 {
+			continue
+		}
+		if n, err := strconv.Atoi(parts[1]); err == nil {
+			out[protoreflect.FieldNumber(n)] = i
 		}
 	}
-	sortFields(p.fields)
-	plans.Store(d.FullName(), p)
-	return p
+	return out
 }
 
 // fieldMessage is the message type a field holds (a map's value type), or nil.
@@ -88,14 +166,6 @@ func reachesChecked(d protoreflect.MessageDescriptor) bool {
 		}
 	}
 	return false
-}
-
-func sortFields(fs []protoreflect.FieldDescriptor) {
-	for i := 1; i < len(fs); i++ {
-		for j := i; j > 0 && fs[j].Number() < fs[j-1].Number(); j-- {
-			fs[j], fs[j-1] = fs[j-1], fs[j]
-		}
-	}
 }
 
 // pathSeg is one step of a field path: a field name, with a list index or
@@ -141,44 +211,102 @@ func (w *walker) pop()           { w.path = w.path[:len(w.path)-1] }
 // message visits m and every message below it that the plan says may hold
 // something to check, unpacking every Any it meets.
 func (w *walker) message(m protoreflect.Message) {
-	d := m.Descriptor()
-	if d.FullName() == anyName {
+	w.planned(m, planFor(m.Descriptor()))
+}
+
+// planned walks m (of the type p was made for; p is nil for an Any).
+func (w *walker) planned(m protoreflect.Message, p *walkPlan) {
+	if p == nil {
 		w.any(m.Interface().(*anypb.Any))
 		return
 	}
-	p := planFor(d)
 	if p.checked {
 		w.c.visit(w.kind, w.name, w.pathString(), m)
 	}
-	for _, fd := range p.fields {
-		if !m.Has(fd) {
+	var sv reflect.Value
+	for _, f := range p.fields {
+		if f.goIndex < 0 {
+			if m.Has(f.fd) {
+				w.value(f, m.Get(f.fd))
+			}
 			continue
 		}
-		v := m.Get(fd)
-		name := string(fd.Name())
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				w.push(pathSeg{name: name, index: i})
-				w.message(l.Get(i).Message())
-				w.pop()
+		if !sv.IsValid() {
+			sv = reflect.ValueOf(m.Interface()).Elem()
+		}
+		w.goValue(f, sv.Field(f.goIndex))
+	}
+	for _, o := range p.oneofs {
+		if fd := m.WhichOneof(o.od); fd != nil {
+			if f, ok := o.members[fd.Number()]; ok {
+				w.value(f, m.Get(fd))
 			}
-		case fd.IsMap():
-			mp := v.Map()
-			keys := make([]protoreflect.MapKey, 0, mp.Len())
-			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool { keys = append(keys, k); return true })
-			sortMapKeys(keys)
-			for _, k := range keys {
-				w.push(pathSeg{name: name, index: -1, key: k.String(), isKey: true})
-				w.message(mp.Get(k).Message())
-				w.pop()
-			}
-		default:
-			w.push(pathSeg{name: name, index: -1})
-			w.message(v.Message())
+		}
+	}
+}
+
+// goValue walks the field f held in the Go value v: a message pointer, a
+// list of them or a map to them. Nil messages hold nothing to check.
+func (w *walker) goValue(f planField, v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			w.push(pathSeg{name: f.name, index: -1})
+			w.planned(v.Interface().(proto.Message).ProtoReflect(), f.plan)
 			w.pop()
 		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			if el := v.Index(i); !el.IsNil() {
+				w.push(pathSeg{name: f.name, index: i})
+				w.planned(el.Interface().(proto.Message).ProtoReflect(), f.plan)
+				w.pop()
+			}
+		}
+	case reflect.Map:
+		type entry struct {
+			key string
+			val reflect.Value
+		}
+		entries := make([]entry, 0, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			entries = append(entries, entry{fmt.Sprint(it.Key().Interface()), it.Value()})
+		}
+		slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
+		for _, e := range entries {
+			if !e.val.IsNil() {
+				w.push(pathSeg{name: f.name, index: -1, key: e.key, isKey: true})
+				w.planned(e.val.Interface().(proto.Message).ProtoReflect(), f.plan)
+				w.pop()
+			}
+		}
+	}
+}
+
+// value walks the field f held in the protoreflect value v.
+func (w *walker) value(f planField, v protoreflect.Value) {
+	switch {
+	case f.fd.IsList():
+		l := v.List()
+		for i := 0; i < l.Len(); i++ {
+			w.push(pathSeg{name: f.name, index: i})
+			w.planned(l.Get(i).Message(), f.plan)
+			w.pop()
+		}
+	case f.fd.IsMap():
+		mp := v.Map()
+		keys := make([]protoreflect.MapKey, 0, mp.Len())
+		mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool { keys = append(keys, k); return true })
+		sortMapKeys(keys)
+		for _, k := range keys {
+			w.push(pathSeg{name: f.name, index: -1, key: k.String(), isKey: true})
+			w.planned(mp.Get(k).Message(), f.plan)
+			w.pop()
+		}
+	default:
+		w.push(pathSeg{name: f.name, index: -1})
+		w.planned(v.Message(), f.plan)
+		w.pop()
 	}
 }
 
