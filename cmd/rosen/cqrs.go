@@ -34,6 +34,7 @@ type cqrsFlags struct {
 	rules      []string
 	databases  []string
 	exporters  []string
+	sources    []string
 	natsURL    string
 	natsListen string
 	stream     string
@@ -57,6 +58,7 @@ func (f *cqrsFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.rules, "cqrs-rules", nil, "CQRS rules files (Gravity's rules.json shape) [ROSEN_CQRS_RULES]")
 	fs.StringSliceVar(&f.databases, "cqrs-databases", nil, "CQRS databases files (databases.json shape) [ROSEN_CQRS_DATABASES]")
 	fs.StringSliceVar(&f.exporters, "cqrs-exporters", nil, "CQRS exporter files (exporter.json shape) [ROSEN_CQRS_EXPORTERS]")
+	fs.StringSliceVar(&f.sources, "cqrs-source", nil, "extra broker sources beside the event store: kafka://host:9092/topic?group=g, amqp://user:pass@host:5672/?queue=q [ROSEN_CQRS_SOURCE]")
 	fs.StringVar(&f.natsURL, "cqrs-nats-url", "", "external NATS JetStream for the event store (nats://127.0.0.1:4222); empty: embedded under --data [ROSEN_CQRS_NATS_URL]")
 	fs.StringVar(&f.natsListen, "cqrs-nats-listen", "", "let the embedded NATS listen here for other workers (127.0.0.1:0 picks a port); empty: in-process only [ROSEN_CQRS_NATS_LISTEN]")
 	fs.StringVar(&f.stream, "cqrs-stream", "ROSEN_CQRS", "JetStream stream of the event store [ROSEN_CQRS_STREAM]")
@@ -90,7 +92,7 @@ func (f *cqrsFlags) open(ctx context.Context, log *zap.Logger, reg prometheus.Re
 		return nil, err
 	}
 	return service.Open(ctx, service.Options{
-		Files: files, DataDir: dataDir, Worker: f.worker, Workers: f.workers, BatchSize: f.batch, Linger: f.linger,
+		Files: files, DataDir: dataDir, Sources: f.sources, Worker: f.worker, Workers: f.workers, BatchSize: f.batch, Linger: f.linger,
 		Log: log, Registry: reg,
 		JetStream: source.JetStreamConfig{URL: f.natsURL, Listen: f.natsListen, Stream: f.stream, Subject: f.subject, Partitions: f.partitions},
 	})

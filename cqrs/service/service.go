@@ -39,6 +39,8 @@ type Options struct {
 	Linger          time.Duration // how long a batch waits to fill (default 5ms)
 	Log             *zap.Logger
 	Registry        prometheus.Registerer
+	// Sources are extra broker sources (kafka://…, amqp://…) consumed beside the event store.
+	Sources []string
 	// OnCommitted is passed to the live engine (see engine.Options).
 	OnCommitted func(evs []*event.Event)
 }
@@ -136,7 +138,7 @@ func (s *Service) Partitions() []int {
 // Run consumes every owned partition (one durable consumer each) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(s.Partitions()))
+	errs := make(chan error, len(s.Partitions())+len(s.opts.Sources))
 	for _, p := range s.Partitions() {
 		src, err := s.store.Consumer(ctx, "rosen-cqrs-p"+strconv.Itoa(p), []int{p}, s.opts.Linger)
 		if err != nil {
@@ -149,7 +151,19 @@ func (s *Service) Run(ctx context.Context) error {
 			errs <- s.engine.Run(ctx, gated{src: src, gate: &s.gate})
 		}()
 	}
-	s.log.Info("cqrs running", zap.Ints("partitions", s.Partitions()), zap.Int("rules", len(s.cfg.Rules)))
+	for _, u := range s.opts.Sources {
+		src, err := source.OpenURL(u, s.opts.BatchSize)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer src.Close()
+			errs <- s.engine.Run(ctx, gated{src: src, gate: &s.gate})
+		}()
+	}
+	s.log.Info("cqrs running", zap.Ints("partitions", s.Partitions()), zap.Int("rules", len(s.cfg.Rules)), zap.Int("brokerSources", len(s.opts.Sources)))
 	wg.Wait()
 	close(errs)
 	return errors.Join(drain(errs)...)

@@ -1,0 +1,146 @@
+package service
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	_ "modernc.org/sqlite"
+
+	"github.com/rosenmesh/rosen/cqrs/rules"
+	"github.com/rosenmesh/rosen/internal/testenv"
+)
+
+func openService(t *testing.T, sources ...string) (*Service, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"databases.json": `{"databases":{"views":{"type":"sqlite","dbName":"views.db"}}}`,
+		"rules.json": `{"rules":[{"event":"orderPlaced","table":"orders","createTable":true,"mapping":[
+		  {"source":"order.id","target":"id","primary":true,"type":"bigint"},{"source":"order.total","target":"total","type":"decimal"}]}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := rules.DirFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := Open(context.Background(), Options{Files: files, DataDir: dir, Sources: sources})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	return svc, dir
+}
+
+func orders(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, total FROM orders ORDER BY id`)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id int64
+		var total string
+		_ = rows.Scan(&id, &total)
+		out = append(out, fmt.Sprintf("%d=%s", id, total))
+	}
+	return strings.Join(out, ",")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHTTPPublishValidatesAndStores(t *testing.T) {
+	svc, dir := openService(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = svc.Run(ctx) }()
+	h := svc.Handler()
+	post := func(path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		return rec
+	}
+	for _, bad := range []string{`{"type":`, `[{"type":"orderPlaced","payload":{}}, {"payload":{}}]`, `{"type":"x","payload":[1]}`, `not json`} {
+		if rec := post("/api/cqrs/events", bad); rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+	rec := post("/api/cqrs/events", `[{"type":"orderPlaced","payload":{"order":{"id":1,"total":0.1}}},{"type":"orderPlaced","payload":{"order":{"id":2,"total":12345678901234567890.25}}}]`)
+	if rec.Code != http.StatusAccepted || !strings.Contains(rec.Body.String(), `"seqs":[1,2]`) {
+		t.Fatalf("publish: %d %s (the bad array must have stored nothing)", rec.Code, rec.Body)
+	}
+	waitFor(t, "orders", func() bool { return orders(t, dir) == "1=0.1,2=12345678901234567890.25" })
+	if rec := post("/api/cqrs/replay?view=orders&from=yesterday", ""); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad --from: %d", rec.Code)
+	}
+	if rec := post("/api/cqrs/replay?view=orders&from=2", ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"events":1`) {
+		t.Errorf("replay from 2: %d %s", rec.Code, rec.Body)
+	}
+	if got := orders(t, dir); got != "1=0.1,2=12345678901234567890.25" {
+		t.Errorf("after replay: %s", got)
+	}
+	status := httptest.NewRecorder()
+	h.ServeHTTP(status, httptest.NewRequest(http.MethodGet, "/api/cqrs/status", nil))
+	if !strings.Contains(status.Body.String(), `"storeLastSeq":2`) {
+		t.Errorf("status: %s", status.Body)
+	}
+}
+
+func TestRabbitMQSourceIntoView(t *testing.T) {
+	url := testenv.RabbitMQURL(t)
+	queue := testenv.UniqueName("cqrs_orders")
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = ch.QueueDelete(queue, false, false, false) }()
+	svc, dir := openService(t, url+"?queue="+queue)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = svc.Run(ctx) }()
+	for i, body := range []string{`{"type":"orderPlaced","payload":{"order":{"id":7,"total":9007199254740993}}}`, `{"type":`, `{"type":"orderPlaced","payload":{"order":{"id":8,"total":"0.30"}}}`} {
+		if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	waitFor(t, "orders from RabbitMQ", func() bool { return orders(t, dir) == "7=9007199254740993,8=0.30" })
+	waitFor(t, "the malformed message's dead letter", func() bool {
+		n, _ := svc.EventStore().DeadLetterCount(ctx)
+		return n == 1
+	})
+}
