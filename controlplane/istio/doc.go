@@ -26,7 +26,10 @@
 // kubernetes.io ones such as kubernetes.io/service-name and
 // endpointslice.kubernetes.io/managed-by) to every endpoint in it. Describe a
 // static mesh with one EndpointSlice per version, labelled "version: v1", and
-// DestinationRule subsets select them. The slice's
+// DestinationRule subsets select them. When the set holds the Pod an
+// endpoint's targetRef names (the Kubernetes source passes Pods, matched
+// within the cluster of the topology.istio.io/cluster label), the Pod's
+// labels are the endpoint's labels instead, as in Istio. The slice's
 // topology.kubernetes.io/region label (or an endpoint's deprecatedTopology
 // entry) gives the endpoints' region; the endpoint's zone gives the zone.
 //
