@@ -19,33 +19,37 @@ func regexOf(m protoreflect.Message) (string, bool) {
 }
 
 // checkRegex compiles re with Go's RE2 syntax (the dialect Envoy and grpc-go
-// use) and bounds its program size.
+// use) and bounds its program size by Envoy's limit. grpc-go runs regexes
+// with Go's regexp, which has no such limit, but the limit is applied to
+// every regex: the same config may reach Envoy proxies.
 func checkRegex(re string) error {
 	parsed, err := syntax.Parse(re, syntax.Perl)
 	if err != nil {
 		return fmt.Errorf("regex %q does not compile as RE2: %w", re, err)
 	}
-	if n := ProgramSize(parsed); n > MaxRegexProgramSize {
+	if n := envoyProgramSize(re, parsed); n > MaxRegexProgramSize {
 		return fmt.Errorf("regex %q is too complex: program size %d exceeds Envoy's limit %d", re, n, MaxRegexProgramSize)
 	}
 	return nil
 }
 
-// ProgramSize approximates RE2's Prog::size() with Go's compiler, which
-// shares RE2's instruction set: it counts the instructions of the
-// simplified program except capture markers and no-ops, which RE2 does not
-// emit for a match-only regex. Counted repetitions are expanded by both, so
-// the approximation tracks RE2 closely (within a few instructions).
-func ProgramSize(re *syntax.Regexp) int {
-	prog, err := syntax.Compile(re.Simplify())
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, in := range prog.Inst {
-		if in.Op != syntax.InstCapture && in.Op != syntax.InstNop {
-			n++
+// envoyProgramSize is the program size Envoy's RE2 gives re (parsed is
+// its parse): exact, or an upper bound when re has identical adjacent
+// alternatives (see dedupeAlternatives).
+func envoyProgramSize(re string, parsed *syntax.Regexp) int {
+	if rewritten, dups := dedupeAlternatives(re); dups > 0 {
+		if p, err := syntax.Parse(rewritten, syntax.Perl); err == nil {
+			parsed = p
 		}
 	}
-	return n
+	return ProgramSize(parsed)
+}
+
+// ProgramSize returns the size RE2 reports for re (RE2::ProgramSize(), the
+// figure Envoy checks against re2.max_program_size), computed by a Go port
+// of RE2's simplifier, compiler and program flattening (re2size*.go). re
+// must come from syntax.Parse with syntax.Perl, the flags of RE2's default
+// options.
+func ProgramSize(re *syntax.Regexp) int {
+	return re2ProgramSize(re)
 }
