@@ -109,7 +109,7 @@ func TestBadResources(t *testing.T) {
 		{"regex too large", func(t *testing.T, r *translate.Resources) {
 			firstRoute(r).Match.Headers = []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
 				StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "[a-z]{200}"}}}}}}
-		}, []string{`vs.yaml: VirtualService istio-system/shop: virtual_hosts[0].routes[0].match.headers[0].string_match.safe_regex.regex: RouteConfiguration "http.80": regex "[a-z]{200}" is too complex: program size 202 exceeds Envoy's limit 100`}},
+		}, []string{`vs.yaml: VirtualService istio-system/shop: virtual_hosts[0].routes[0].match.headers[0].string_match.safe_regex.regex: RouteConfiguration "http.80": regex "[a-z]{200}" is too complex: program size 204 exceeds Envoy's limit 100`}},
 		{"route to missing cluster", func(t *testing.T, r *translate.Resources) {
 			firstRoute(r).GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "outbound|9080|v9|" + host}
 		}, []string{`vs.yaml: VirtualService istio-system/shop: virtual_hosts[0].routes[0].route.cluster: RouteConfiguration "http.80": cluster "outbound|9080|v9|reviews.default.svc.cluster.local" does not exist`}},
