@@ -108,6 +108,8 @@ type cluster struct {
 	pending *watchSet        // a watch set still listing (at start, and after a drop)
 	kindErr map[string]error // last list/watch error per kind (cleared on success)
 	resyncs int
+
+	conv map[any]converted // objects.go; owned by the source's emit goroutine
 }
 
 func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()) (*cluster, error) {

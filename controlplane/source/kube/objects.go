@@ -15,6 +15,12 @@ type snapshot struct {
 	counts   map[string]int      // objects per kind, for /debug/clusters
 }
 
+// converted is one object's conversion, kept between snapshots.
+type converted struct {
+	o   *config.Object
+	err error
+}
+
 // snapshot reads the cluster's stores. Endpoint kinds count only while the
 // cluster is synced (not dropped); objects in namespaces the discovery
 // selector excludes are left out.
@@ -27,13 +33,23 @@ func (c *cluster) snapshot(selector labels.Selector) snapshot {
 		return out
 	}
 	allowed := c.namespaces(ws, selector)
+	// Informers replace an object on every change, so a cached object
+	// pointer still converts to the same config object: only what changed
+	// since the last snapshot is converted again.
+	conv := make(map[any]converted, len(c.conv))
+	defer func() { c.conv = conv }()
 	for _, k := range c.kinds {
 		inf := ws.informers[k.Kind]
 		if inf == nil || k.convert == nil || (k.role == roleEndpoints && !withEndpoints) {
 			continue
 		}
 		for _, obj := range inf.GetStore().List() {
-			o, err := k.convert(&c.ref, obj)
+			cv, ok := c.conv[obj]
+			if !ok {
+				cv.o, cv.err = k.convert(&c.ref, obj)
+			}
+			conv[obj] = cv
+			o, err := cv.o, cv.err
 			if err != nil {
 				out.rejected = append(out.rejected, model.AsFieldErrors(err)...)
 				continue
