@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/rosenmesh/rosen/controlplane/config"
 	"github.com/rosenmesh/rosen/controlplane/istio"
@@ -93,5 +94,25 @@ func TestStatusBody(t *testing.T) {
 	ok := statusBody("", now)
 	if c := ok["conditions"].([]any)[0].(map[string]any); c["status"] != "True" || ok["validationMessages"] != nil {
 		t.Fatalf("accepted %v", ok)
+	}
+}
+
+func TestDiscoverySelectorAdmitsMatchingNamespaces(t *testing.T) {
+	c := benchCluster(nil, 3)
+	store := c.current.informers["Namespace"].GetStore()
+	_ = store.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench", Labels: map[string]string{"mesh": "off"}}})
+	sel, err := labels.Parse("mesh=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.snapshot(sel).objects; len(got) != 0 {
+		t.Fatalf("namespace bench is not selected, yet %d objects came through", len(got))
+	}
+	_ = store.Update(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench", Labels: map[string]string{"mesh": "on"}}})
+	if got := c.snapshot(sel).objects; len(got) != 9 {
+		t.Fatalf("selected namespace: %d objects, want 3 Services and 6 EndpointSlices", len(got))
+	}
+	if got := c.snapshot(nil).objects; len(got) != 9 {
+		t.Fatalf("no selector: %d objects", len(got))
 	}
 }

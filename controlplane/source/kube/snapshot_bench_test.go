@@ -15,7 +15,7 @@ import (
 
 // benchCluster is a cluster whose stores hold n Services with two
 // EndpointSlices each, without an API server (the informers never run).
-func benchCluster(b *testing.B, n int) *cluster {
+func benchCluster(_ testing.TB, n int) *cluster {
 	c := &cluster{ref: clusterRef{id: "bench"}, log: zap.NewNop(), synced: true, kindErr: map[string]error{}}
 	ws := &watchSet{informers: map[string]cache.SharedIndexInformer{}}
 	for _, k := range watchedKinds {
