@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -17,13 +16,8 @@ const durationName protoreflect.FullName = "google.protobuf.Duration"
 // way Istio users write them ("5m", "1h30m", "100ms", as in Istio's own docs)
 // into protojson's form ("300s"). Values protojson already accepts are left
 // alone; a value that is neither is reported with its path.
-func normalizeDurations(md protoreflect.MessageDescriptor, raw json.RawMessage, path string) (json.RawMessage, []fieldProblem) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return raw, nil // protojson reports malformed JSON
-	}
+// v is raw decoded (decodeJSON); it is rewritten in place.
+func normalizeDurations(md protoreflect.MessageDescriptor, raw json.RawMessage, v any, path string) (json.RawMessage, []fieldProblem) {
 	var problems []fieldProblem
 	changed := walkDurations(md, v, path, &problems, 0)
 	if !changed || len(problems) > 0 {

@@ -273,13 +273,14 @@ func parseIstio(o *Object, top map[string]json.RawMessage) model.Errors {
 	if !ok || string(spec) == "null" {
 		return append(errs, model.Errorf(o.Source(), "spec", "required"))
 	}
-	if ferrs := unknownProtoFields(msg.ProtoReflect().Descriptor(), spec, "spec"); len(ferrs) > 0 {
+	tree, _ := decodeJSON(spec) // once, for both walks below; nil when not JSON (protojson reports it)
+	if ferrs := unknownProtoFields(msg.ProtoReflect().Descriptor(), tree, "spec"); len(ferrs) > 0 {
 		for _, fe := range ferrs {
 			errs = append(errs, model.Errorf(o.Source(), fe.field, "%s", fe.msg))
 		}
 		return errs
 	}
-	spec, durErrs := normalizeDurations(msg.ProtoReflect().Descriptor(), spec, "spec")
+	spec, durErrs := normalizeDurations(msg.ProtoReflect().Descriptor(), spec, tree, "spec")
 	if len(durErrs) > 0 {
 		for _, fe := range durErrs {
 			errs = append(errs, model.Errorf(o.Source(), fe.field, "%s", fe.msg))

@@ -14,18 +14,24 @@ type fieldProblem struct {
 	msg   string
 }
 
-// unknownProtoFields walks a JSON value against a message descriptor and
+// decodeJSON decodes raw into a generic tree (numbers kept as written), the
+// form unknownProtoFields and normalizeDurations walk; ok is false when raw
+// is not JSON (protojson then reports it).
+func decodeJSON(raw json.RawMessage) (v any, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// unknownProtoFields walks a decoded JSON value against a message descriptor and
 // reports every key that names no field, with its full path
 // ("spec.http[0].route[0].destination.hots"). protojson stops at the first
 // unknown field and does not say where it is; this walk names all of them.
 // Type errors are left to protojson.
-func unknownProtoFields(md protoreflect.MessageDescriptor, raw json.RawMessage, path string) []fieldProblem {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil
-	}
+func unknownProtoFields(md protoreflect.MessageDescriptor, v any, path string) []fieldProblem {
 	var out []fieldProblem
 	walkMessage(md, v, path, &out, 0)
 	return out
