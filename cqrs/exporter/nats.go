@@ -2,9 +2,11 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,7 +56,7 @@ func (n *NATS) Emit(ctx context.Context, recs []Record) error {
 		}
 		subj := n.subject + "." + r.View
 		if _, err := n.js.Publish(ctx, subj, data); err != nil {
-			if err != jetstream.ErrNoStreamResponse {
+			if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 				return fmt.Errorf("%w: nats %s: %w", ErrDelivery, subj, err)
 			}
 			// No stream captures the subject: plain core NATS.
@@ -62,6 +64,11 @@ func (n *NATS) Emit(ctx context.Context, recs []Record) error {
 				return fmt.Errorf("%w: nats %s: %w", ErrDelivery, subj, err)
 			}
 		}
+	}
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext refuses a context without one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 	}
 	if err := n.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("%w: nats flush: %w", ErrDelivery, err)

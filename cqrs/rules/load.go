@@ -106,6 +106,9 @@ func Load(f Files) (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := checkViews(rules); err != nil {
+		return nil, err
+	}
 	cfg.Rules = rules
 	return cfg, nil
 }
@@ -210,4 +213,23 @@ func unionStrings(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// checkViews makes sure that the rules feeding one view of one database
+// agree on its table and primary key (they share its watermarks).
+func checkViews(rs []*Rule) error {
+	first := map[string]*Rule{}
+	for _, r := range rs {
+		k := r.Database + "\x00" + r.ViewName()
+		f, ok := first[k]
+		if !ok {
+			first[k] = r
+			continue
+		}
+		if f.Table != r.Table || strings.Join(f.PrimaryColumns(), ",") != strings.Join(r.PrimaryColumns(), ",") {
+			return cfgErr(r.file, rulePath(r.index), fmt.Errorf("%w: view %q in database %q is %s(%s) in %s but %s(%s) here",
+				ErrInvalid, r.ViewName(), r.Database, f.Table, strings.Join(f.PrimaryColumns(), ","), f.Where(), r.Table, strings.Join(r.PrimaryColumns(), ",")))
+		}
+	}
+	return nil
 }

@@ -103,6 +103,7 @@ func TestLoadErrorsNameFileAndPath(t *testing.T) {
 		{"syntax", `{"rules":[`, goodDBs, ErrSyntax, "$"},
 		{"unknown db type", `{"rules":[]}`, `{"databases":{"d":{"type":"oracle"}}}`, ErrInvalid, "$.databases.d.type"},
 		{"unknown db key", `{"rules":[]}`, `{"databases":{"d":{"type":"sqlite","dbName":"x","passwd":"x"}}}`, ErrUnknownKey, "$.databases.d.passwd"},
+		{"view with two keys", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":true}]},{"event":"b","table":"t","mapping":[{"source":"id","target":"uid","primary":true}]}]}`, goodDBs, ErrInvalid, "$.rules[1]"},
 		{"orphan fragment", `{"rules":[{"event":"a","database":"db1"}]}`, goodDBs, ErrMissing, "$.rules[0]"},
 	}
 	for _, c := range cases {
