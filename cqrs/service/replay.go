@@ -23,7 +23,7 @@ type ReplayResult struct {
 	UpTo      uint64        `json:"upTo"`
 	Events    uint64        `json:"events"`
 	Truncated bool          `json:"truncated"`
-	Took      time.Duration `json:"took"`
+	Took      string        `json:"took"`
 }
 
 // ParseFrom reads --from: a stream sequence or an RFC 3339 time.
@@ -101,7 +101,8 @@ func (s *Service) Replay(ctx context.Context, view string, from uint64, since ti
 			break
 		}
 	}
-	res.Took = time.Since(start)
-	s.log.Info("replayed view", zap.String("view", view), zap.Uint64("events", res.Events), zap.Duration("took", res.Took))
+	took := time.Since(start)
+	res.Took = took.Round(time.Millisecond).String()
+	s.log.Info("replayed view", zap.String("view", view), zap.Uint64("events", res.Events), zap.Duration("took", took))
 	return res, nil
 }

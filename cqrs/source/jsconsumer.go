@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -115,7 +116,7 @@ func (j *jsSource) Next(ctx context.Context, max int) (Batch, error) {
 		if err != nil {
 			return b, fmt.Errorf("source: metadata: %w", err)
 		}
-		b.Msgs = append(b.Msgs, Msg{Data: m.Data(), Seq: meta.Sequence.Stream})
+		b.Msgs = append(b.Msgs, Msg{Data: m.Data(), Seq: meta.Sequence.Stream, Partition: subjectPartition(m.Subject())})
 		last = m
 	}
 	b.Commit = func(ctx context.Context) error {
@@ -128,3 +129,13 @@ func (j *jsSource) Next(ctx context.Context, max int) (Batch, error) {
 }
 
 func (j *jsSource) Close() error { j.it.Stop(); return nil }
+
+// subjectPartition reads <prefix>.<partition>.<type>.
+func subjectPartition(subject string) int {
+	parts := strings.Split(subject, ".")
+	if len(parts) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(parts[len(parts)-2])
+	return p
+}
