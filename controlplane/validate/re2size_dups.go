@@ -16,9 +16,22 @@ import (
 // program is never smaller, and returns the rewritten regex and the number
 // of duplicates (0, and re itself, when there are none).
 func dedupeAlternatives(re string) (string, int) {
+	if !strings.Contains(re, "|") {
+		return re, 0 // no alternation, nothing to find (the common case)
+	}
 	type branch struct {
 		start, end int
-		key        string
+		text       string
+		parsed     *syntax.Regexp // nil when the branch alone does not parse
+	}
+	// same compares parsed forms, so that a|[a] and ab|a(?:b) count.
+	// Regexp.Equal, not String(): String re-derives case-folding flags and
+	// costs milliseconds on large Unicode classes.
+	same := func(a, b branch) bool {
+		if a.parsed != nil && b.parsed != nil {
+			return a.parsed.Equal(b.parsed)
+		}
+		return a.text == b.text
 	}
 	type group struct {
 		branches []branch
@@ -30,18 +43,17 @@ func dedupeAlternatives(re string) (string, int) {
 	stack := []*group{{start: 0}}
 	closeBranch := func(g *group, end int) {
 		text := re[g.start:end]
-		key := text
-		// Compare parsed forms, so that a|[a] and ab|a(?:b) count.
+		b := branch{start: g.start, end: end, text: text}
 		if p, err := syntax.Parse(groupBody(text), syntax.Perl); err == nil {
-			key = p.String()
+			b.parsed = p
 		}
-		g.branches = append(g.branches, branch{g.start, end, key})
+		g.branches = append(g.branches, b)
 	}
 	// finish counts a group's duplicates, weighted by repetition.
 	finish := func(g *group) int {
 		dups := 0
 		for i := 1; i < len(g.branches); i++ {
-			if g.branches[i].key == g.branches[i-1].key {
+			if same(g.branches[i], g.branches[i-1]) {
 				dups++
 				edits = append(edits, edit{g.branches[i].start}, edit{-g.branches[i].end})
 			}
