@@ -17,13 +17,13 @@ var ErrUnknownView = errors.New("service: unknown view")
 
 // ReplayResult says what a replay did.
 type ReplayResult struct {
-	View      string        `json:"view"`
-	From      uint64        `json:"from,omitempty"`
-	Since     time.Time     `json:"since,omitzero"`
-	UpTo      uint64        `json:"upTo"`
-	Events    uint64        `json:"events"`
-	Truncated bool          `json:"truncated"`
-	Took      string        `json:"took"`
+	View      string    `json:"view"`
+	From      uint64    `json:"from,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	UpTo      uint64    `json:"upTo"`
+	Events    uint64    `json:"events"`
+	Truncated bool      `json:"truncated"`
+	Took      string    `json:"took"`
 }
 
 // ParseFrom reads --from: a stream sequence or an RFC 3339 time.
