@@ -170,12 +170,15 @@ func (b *bench) change(ctx context.Context, ps probes, what string, edit func() 
 	pid := b.proc.pid()
 	runtime.GC() // keep the client's own collection out of the window
 	counts0 := b.fleet.counts()
+	pushSum0, _ := b.proc.metric("rosen_xds_push_delay_seconds_sum")
+	pushN0, _ := b.proc.metric("rosen_xds_push_delay_seconds_count")
 	cpu0, _ := cpuSeconds(pid)
 	start := time.Now()
 	for _, p := range ps {
 		p.start = start
 	}
 	b.fleet.probes.Store(&ps)
+	b.fleet.firstResp.Store(0)
 	if err := edit(); err != nil {
 		return changeRun{}, err
 	}
@@ -201,6 +204,14 @@ func (b *bench) change(ctx context.Context, ps probes, what string, edit func() 
 	}
 	if last := time.Unix(0, b.fleet.lastResp.Load()); last.After(p.start) {
 		run.LastResponseMS = ms(last.Sub(p.start))
+	}
+	pushSum1, err1 := b.proc.metric("rosen_xds_push_delay_seconds_sum")
+	pushN1, err2 := b.proc.metric("rosen_xds_push_delay_seconds_count")
+	if err1 == nil && err2 == nil && pushN1 > pushN0 {
+		run.PushDelayMeanMS = 1000 * (pushSum1 - pushSum0) / (pushN1 - pushN0)
+	}
+	if first := b.fleet.firstResp.Load(); first != 0 {
+		run.FirstResponseMS = ms(time.Unix(0, first).Sub(p.start))
 	}
 	return run, nil
 }

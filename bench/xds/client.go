@@ -67,6 +67,7 @@ type fleet struct {
 	bytes     atomic.Int64         // resource bytes received
 	bad       atomic.Int64         // resources that did not parse
 	lastResp  atomic.Int64         // UnixNano of the latest response received
+	firstResp atomic.Int64         // UnixNano of the first response since it was last reset to 0
 
 	start     time.Time
 	syncedAt  []atomic.Int64 // per stream: ns from start to first full sync
@@ -209,6 +210,7 @@ func (s *stream) handle(t int, url string, replace bool, ups []update, removed [
 	f := s.f
 	f.responses[t].Add(1)
 	f.lastResp.Store(now.UnixNano())
+	f.firstResp.CompareAndSwap(0, now.UnixNano())
 	f.resources[t].Add(int64(len(ups)))
 	set := f.in.apply(url, s.sets[t].Load(), replace, ups, removed)
 	s.sets[t].Store(set)

@@ -50,6 +50,13 @@ type changeRun struct {
 	// LastResponseMS is when the last response of the change (any type,
 	// any proxy) arrived: full convergence, including LDS/RDS after CDS.
 	LastResponseMS float64 `json:"last_response_ms"`
+	// FirstResponseMS is when the first response of the change arrived at
+	// any proxy: rosen's reaction (file watch, reload, translation, gate,
+	// publish); the rest of the latency is the fan-out to the fleet.
+	FirstResponseMS float64 `json:"first_response_ms"`
+	// PushDelayMeanMS is rosen's own rosen_xds_push_delay_seconds over the
+	// change: the mean time from publishing to sending, per stream.
+	PushDelayMeanMS float64 `json:"push_delay_mean_ms,omitempty"`
 	// Complete (new service only): per proxy, until it has ACKed the new
 	// cluster, its endpoints and the route to it (gateway: the domain in
 	// RDS http.8080; proxyless: the route config host:9080).
@@ -141,9 +148,9 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func (r *result) printTable(w io.Writer) {
 	fmt.Fprintf(w, "\nrosen xDS benchmark: %d %s proxies (%s), %d services, debounce %s, %d streams/conn, %d CPUs, load %s → %s\n",
 		r.Proxies, r.Kind, r.Mode, r.Services, r.Debounce, r.PerConn, r.NumCPU, r.Load, r.LoadAfter)
-	line := strings.Repeat("-", 96)
+	line := strings.Repeat("-", 118)
 	fmt.Fprintln(w, line)
-	fmt.Fprintf(w, "%-42s %10s %10s %10s %8s %10s %10s\n", "measure", "p50", "p99", "max", "missing", "CPU s", "last resp")
+	fmt.Fprintf(w, "%-42s %10s %10s %10s %8s %10s %10s %10s %10s\n", "measure", "p50", "p99", "max", "missing", "CPU s", "first resp", "last resp", "push mean")
 	fmt.Fprintln(w, line)
 	ip := r.Initial.PerProxy
 	fmt.Fprintf(w, "%-42s %8.0fms %8.0fms %8.0fms %8d %10.2f\n", "initial connect → all resources ACKed", ip.P50, ip.P99, ip.Max, ip.Missing, r.Initial.CPUSeconds)
@@ -152,7 +159,7 @@ func (r *result) printTable(w io.Writer) {
 		res  changeResult
 	}{{"new service → CDS with it ACKed", r.ConfigChange}, {"endpoint edit → EDS with it ACKed", r.EndpointChange}} {
 		for i, run := range c.res.Runs {
-			fmt.Fprintf(w, "  %-40s %8.1fms %8.1fms %8.1fms %8d %10.3f %8.0fms\n", fmt.Sprintf("%s #%d", c.name, i+1), run.Latency.P50, run.Latency.P99, run.Latency.Max, run.Latency.Missing, run.CPUSeconds, run.LastResponseMS)
+			fmt.Fprintf(w, "  %-40s %8.1fms %8.1fms %8.1fms %8d %10.3f %8.0fms %8.0fms %8.0fms\n", fmt.Sprintf("%s #%d", c.name, i+1), run.Latency.P50, run.Latency.P99, run.Latency.Max, run.Latency.Missing, run.CPUSeconds, run.FirstResponseMS, run.LastResponseMS, run.PushDelayMeanMS)
 		}
 		if c.res.Complete != nil {
 			cp := c.res.Complete

@@ -185,7 +185,11 @@ func TestChangeLogFallsBackToFullResponse(t *testing.T) {
 	}
 	put("a", "b", "c")
 	w := st.watchFor(tc)
-	w.sub = tc.intern(sotwKey([]string{"a", "b"}, false), func(yield func(string)) { yield("a"); yield("b") })
+	sub, err := tc.intern(sotwKey([]string{"a", "b"}, false), func() ([]string, error) { return []string{"a", "b"}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sub = sub
 	w.markSent()
 	w.ready = false // a response in flight: the watch does not move
 	put("a")

@@ -42,7 +42,7 @@ func (w *wire) String() string {
 func (w *wire) ProtoMessage() {}
 
 // codec is grpc's proto codec, except that it sends a *wire without
-// copying it. ServerOptions installs it on the xDS port; every other
+// copying it and decodes a *sotwReq with a single copy. ServerOptions installs it on the xDS port; every other
 // message goes to the standard codec.
 type codec struct{ proto encoding.CodecV2 }
 
@@ -56,7 +56,12 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(w.body), mem.SliceBuffer(w.appendNonce(nil))}, nil
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*sotwReq); ok {
+		return r.decode(data.Materialize())
+	}
+	return c.proto.Unmarshal(data, v)
+}
 
 func (c codec) Name() string { return grpcproto.Name }
 

@@ -105,18 +105,20 @@ func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
 		return nil
 	}
 	prev := w.sub
-	sub := tc.intern(k, func(yield func(string)) {
+	sub, err := tc.intern(k, func() ([]string, error) {
+		var out []string
 		if prev != nil {
 			for n := range prev.names {
 				if _, gone := removed[n]; !gone {
-					yield(n)
+					out = append(out, n)
 				}
 			}
 		}
-		for _, n := range added {
-			yield(n)
-		}
+		return append(out, added...), nil
 	})
+	if err != nil {
+		return err
+	}
 	switch {
 	case w.first:
 	case k.wildcard && (prev == nil || !prev.key.wildcard):

@@ -8,6 +8,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rosenmesh/rosen/controlplane/translate"
@@ -124,6 +125,19 @@ func (g *group) snapshot(typeURL string) (map[string]types.Resource, string) {
 		out[k] = e.res
 	}
 	return out, tc.versionString(tc.version)
+}
+
+// changedEndpoints are the assignments of eps that differ from the ones the
+// group serves. Called under the server's updateMu, like prepare.
+func (g *group) changedEndpoints(eps []*endpointv3.ClusterLoadAssignment) []*endpointv3.ClusterLoadAssignment {
+	have := g.types[resourcev3.EndpointType].entries
+	var out []*endpointv3.ClusterLoadAssignment
+	for _, e := range eps {
+		if old, ok := have[e.GetClusterName()]; !ok || !proto.Equal(old.res, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // edsClusters lists the names under which the group's EDS clusters ask for

@@ -10,6 +10,7 @@ type metrics struct {
 	translations *prometheus.CounterVec // mode: full | endpoints
 	translateDur *prometheus.HistogramVec
 	rejects      prometheus.Counter
+	pushDelay    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,13 +36,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to translate and validate the configuration of one proxy group.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"mode"}),
+		pushDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rosen_xds_push_delay_seconds",
+			Help:    "Time from publishing a change to sending it on a stream (one observation per stream and response).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 		rejects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rosen_xds_config_rejects_total",
 			Help: "Meshes rejected by the validation gate (the last good configuration stayed in force).",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.pushes, m.nacks, m.translations, m.translateDur, m.rejects)
+		reg.MustRegister(m.connected, m.pushes, m.nacks, m.translations, m.translateDur, m.rejects, m.pushDelay)
 	}
 	return m
 }

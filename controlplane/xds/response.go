@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/proto"
 )
 
@@ -10,6 +12,9 @@ type response struct {
 	typeURL string
 	version string
 	body    []byte // the response marshalled, see wire
+	// changedAt is when the change it carries was published (zero for a
+	// stream's first response), for rosen_xds_push_delay_seconds.
+	changedAt time.Time
 }
 
 func newResponse(typeURL, version string, msg proto.Message) (*response, error) {
@@ -57,6 +62,9 @@ func (tc *typeCache) memo(s *subscription, k memoKey, build func() proto.Message
 		if r, err = newResponse(tc.typeURL, tc.versionString(tc.version), m); err != nil {
 			return nil, err
 		}
+		if !k.first {
+			r.changedAt = tc.changedAt
+		}
 	}
 	s.memo[k] = r
 	return r, nil
@@ -69,5 +77,8 @@ type msgSender interface{ SendMsg(any) error }
 func (st *stream) send(conn msgSender, r *response) (string, error) {
 	nonce := st.nextNonce()
 	st.srv.tracker.response(st.id, r.typeURL, r.version, nonce)
+	if !r.changedAt.IsZero() {
+		st.srv.metrics.pushDelay.Observe(time.Since(r.changedAt).Seconds())
+	}
 	return nonce, conn.SendMsg(&wire{body: r.body, nonce: nonce})
 }

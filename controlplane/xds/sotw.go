@@ -14,7 +14,7 @@ import (
 type sotwConn interface {
 	Context() context.Context
 	SendMsg(any) error
-	Recv() (*discoveryv3.DiscoveryRequest, error)
+	RecvMsg(any) error
 }
 
 // serveSotw runs one state-of-the-world stream; defaultType is "" for ADS.
@@ -22,19 +22,23 @@ func (s *Server) serveSotw(ss sotwConn, defaultType string) error {
 	st := s.newStream(false, defaultType)
 	s.tracker.open(st.id, defaultType, false)
 	defer st.close()
-	return run(ss.Context(), s.ctx, st, ss.Recv, st.sotwRequest, func() error { return st.flushSotw(ss) })
+	recv := func() (*sotwReq, error) {
+		r := &sotwReq{}
+		return r, ss.RecvMsg(r)
+	}
+	return run(ss.Context(), s.ctx, st, recv, st.sotwRequest, func() error { return st.flushSotw(ss) })
 }
 
 // sotwRequest applies one request: an ACK, a NACK or a new subscription.
 // Nothing is computed per subscribed name unless the names changed.
-func (st *stream) sotwRequest(req *discoveryv3.DiscoveryRequest) error {
+func (st *stream) sotwRequest(r *sotwReq) error {
+	req := &r.req
 	typeURL, err := st.typeOf(req.GetTypeUrl())
 	if err != nil {
 		return err
 	}
-	names := req.GetResourceNames()
 	err = st.begin(req.GetNode(), func(n *corev3.Node) error {
-		return st.srv.tracker.request(st.id, n, typeURL, len(names), req.GetResponseNonce(), req.GetErrorDetail())
+		return st.srv.tracker.request(st.id, n, typeURL, r.count, req.GetResponseNonce(), req.GetErrorDetail())
 	})
 	if err != nil {
 		return err
@@ -66,18 +70,19 @@ func (st *stream) sotwRequest(req *discoveryv3.DiscoveryRequest) error {
 	// An ACK or a NACK alike: the version sent is what the client holds
 	// (or refused), so a NACK is not answered with the same resources again.
 	w.ready = true
-	if len(names) > 0 {
+	if r.count > 0 {
 		w.legacy = false
 	}
-	k := sotwKey(names, w.legacy)
+	k := r.subKey(w.legacy)
 	if w.sub != nil && k == w.sub.key {
 		return nil
 	}
-	sub := tc.intern(k, func(yield func(string)) {
-		for _, n := range names {
-			yield(n)
-		}
-	})
+	// A fleet moving to the same names reads them once: the first stream
+	// builds the subscription, the others find it by key.
+	sub, err := tc.intern(k, r.names)
+	if err != nil {
+		return err
+	}
 	if !w.first {
 		w.pending = mergeNames(w.pending, sub.addedSince(w.sub))
 	}

@@ -9,45 +9,39 @@ import (
 // wildcardName is the explicit wildcard subscription of the xDS protocol.
 const wildcardName = "*"
 
-// Seeds of the subscription hash, random per process so that a client cannot
+// Seed of the subscription hash, random per process so that a client cannot
 // craft two name lists with the same key. A collision could at worst give a
 // stream the resources of another subscription of its own group.
-var subSeed1, subSeed2 = maphash.MakeSeed(), maphash.MakeSeed()
+var subSeed = maphash.MakeSeed()
 
-// subKey identifies a set of subscribed names without holding them: two
-// order-independent 64-bit sums of seeded name hashes, the number of names
-// and the wildcard flag.
+// subKey identifies a set of subscribed names without holding them: the
+// order-independent sum of seeded 64-bit name hashes, the number of names,
+// their total length and the wildcard flag.
 type subKey struct {
-	h1, h2   uint64
+	sum      uint64
 	n        int
+	bytes    int
 	wildcard bool
 }
 
 func (k *subKey) add(name string) {
-	k.h1 += maphash.String(subSeed1, name)
-	k.h2 += maphash.String(subSeed2, name)
+	k.sum += maphash.String(subSeed, name)
 	k.n++
+	k.bytes += len(name)
+}
+
+// addBytes is add for a name still in its encoded request (maphash hashes
+// a string and its bytes alike).
+func (k *subKey) addBytes(name []byte) {
+	k.sum += maphash.Bytes(subSeed, name)
+	k.n++
+	k.bytes += len(name)
 }
 
 func (k *subKey) remove(name string) {
-	k.h1 -= maphash.String(subSeed1, name)
-	k.h2 -= maphash.String(subSeed2, name)
+	k.sum -= maphash.String(subSeed, name)
 	k.n--
-}
-
-// sotwKey is the key of a state-of-the-world request's names. legacy says an
-// empty list still means "everything" (no names were ever sent on the
-// stream for this type).
-func sotwKey(names []string, legacy bool) subKey {
-	k := subKey{wildcard: legacy && len(names) == 0}
-	for _, n := range names {
-		if n == wildcardName {
-			k.wildcard = true
-			continue
-		}
-		k.add(n)
-	}
-	return k
+	k.bytes -= len(name)
 }
 
 // subscription is a set of subscribed names, interned per group and type:
@@ -100,17 +94,22 @@ func (s *subscription) addedSince(prev *subscription) []string {
 }
 
 // intern returns the subscription of key k, building it with names on first
-// use. Names are stored as the cache's own strings when the resource exists,
-// so the bytes of a request are not retained.
-func (tc *typeCache) intern(k subKey, names func(yield func(string))) *subscription {
+// use (names is not called otherwise). Names are stored as the cache's own
+// strings when the resource exists, so the bytes of a request are not
+// retained.
+func (tc *typeCache) intern(k subKey, names func() ([]string, error)) (*subscription, error) {
 	if s, ok := tc.subs[k]; ok {
 		s.refs++
-		return s
+		return s, nil
 	}
-	s := &subscription{key: k, names: make(map[string]struct{}, k.n), refs: 1}
-	names(func(n string) {
+	list, err := names()
+	if err != nil {
+		return nil, err
+	}
+	s := &subscription{key: k, names: make(map[string]struct{}, len(list)), refs: 1}
+	for _, n := range list {
 		if n == wildcardName {
-			return
+			continue
 		}
 		if e, ok := tc.entries[n]; ok {
 			n = e.name
@@ -118,9 +117,9 @@ func (tc *typeCache) intern(k subKey, names func(yield func(string))) *subscript
 			n = strings.Clone(n)
 		}
 		s.names[n] = struct{}{}
-	})
+	}
 	tc.subs[k] = s
-	return s
+	return s, nil
 }
 
 // release drops one reference to s and forgets it when none is left.

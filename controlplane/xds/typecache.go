@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
+	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -44,6 +45,7 @@ type typeCache struct {
 	// response carries only what changed.
 	fullState bool
 	version   uint64
+	changedAt time.Time // when version was published
 	entries   map[string]*entry
 
 	all        []*entry // every entry sorted by name, memoised per version
@@ -101,6 +103,7 @@ func (tc *typeCache) apply(changed []*entry, deleted []string) {
 		return
 	}
 	tc.version++
+	tc.changedAt = time.Now()
 	v := tc.version
 	names := make([]string, 0, len(changed)+len(deleted))
 	for _, e := range changed {
