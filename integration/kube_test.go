@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +138,11 @@ func TestKubeMultiCluster(t *testing.T) {
 	applyIstioCRDs(t, a.Config())
 	applyManifests(t, a.Config())
 	applyManifests(t, b.Config())
+	example, err := os.ReadFile(filepath.Join(repoRoot(), "manifests", "example", "mesh.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeenv.MustApply(t, a.Config(), string(example)) // the CRD schemas accept the documented example
 
 	ip := kubeenv.HostIP(t)
 	var ports [3]int

@@ -124,6 +124,7 @@ func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()
 		}
 		kinds = append(kinds, k)
 	}
+	opts.metrics.state.WithLabelValues(cfg.ID, string(StateConnecting)).Set(1)
 	return &cluster{
 		ref: clusterRef{id: cfg.ID}, origin: cfg.Origin, cl: cl, kinds: kinds, opts: opts, notify: notify,
 		log:   opts.Log.Named("cluster").With(zap.String("cluster", cfg.ID)),

@@ -1,9 +1,6 @@
 package kube
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // ClusterStatus is one cluster's entry in /debug/clusters and `rosen status`.
 type ClusterStatus struct {
@@ -54,6 +51,5 @@ func (s *Source) Clusters() []ClusterStatus {
 		}
 		out = append(out, st)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return false }) // primary first, as configured
 	return out
 }
