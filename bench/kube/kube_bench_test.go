@@ -15,6 +15,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -105,7 +106,7 @@ func freeAddr(b *testing.B) string {
 }
 
 // startRosen builds and runs `rosen serve --kubeconfig`.
-func startRosen(b *testing.B, kubeconfig string) (grpcAddr string, pid int) {
+func startRosen(b *testing.B, kubeconfig string) (grpcAddr, httpAddr string, pid int) {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "rosen")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/rosen")
@@ -113,7 +114,7 @@ func startRosen(b *testing.B, kubeconfig string) (grpcAddr string, pid int) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	grpcAddr, httpAddr := freeAddr(b), freeAddr(b)
+	grpcAddr, httpAddr = freeAddr(b), freeAddr(b)
 	log, err := os.Create(filepath.Join(dir, "rosen.log"))
 	if err != nil {
 		b.Fatal(err)
@@ -131,7 +132,7 @@ func startRosen(b *testing.B, kubeconfig string) (grpcAddr string, pid int) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return grpcAddr, cmd.Process.Pid
+				return grpcAddr, httpAddr, cmd.Process.Pid
 			}
 		}
 		if time.Now().After(deadline) {
@@ -165,7 +166,7 @@ func BenchmarkEndpointChurn(b *testing.B) {
 	populate(b, core, disc, services)
 	b.Logf("created %d Services and %d EndpointSlices in %v", services, 2*services, time.Since(start).Round(time.Millisecond))
 
-	grpcAddr, pid := startRosen(b, api.WriteKubeconfig(b, b.TempDir(), kubeenv.AdminToken))
+	grpcAddr, httpAddr, pid := startRosen(b, api.WriteKubeconfig(b, b.TempDir(), kubeenv.AdminToken))
 	const cluster = "outbound|9080||svc-0.bench.svc.cluster.local"
 	f, err := connect(grpcAddr, proxies, cluster)
 	if err != nil {
@@ -178,6 +179,9 @@ func BenchmarkEndpointChurn(b *testing.B) {
 	b.Logf("%d proxies hold EDS for %s", proxies, cluster)
 
 	var all []time.Duration
+	if out := os.Getenv("ROSEN_BENCH_CPUPROFILE"); out != "" {
+		profile(b, httpAddr, out, time.Duration(rounds)*400*time.Millisecond)
+	}
 	cpu0 := cpuSeconds(pid)
 	b.ResetTimer()
 	for range b.N {
@@ -208,4 +212,26 @@ func BenchmarkEndpointChurn(b *testing.B) {
 	b.ReportMetric((cpuSeconds(pid)-cpu0)/float64(rounds*b.N), "rosen-cpu-s/change")
 	b.Logf("services=%d proxies=%d rounds=%d samples=%d: p50 %v p99 %v max %v, rosen RSS %d MiB",
 		services, proxies, rounds*b.N, len(all), pct(0.5), pct(0.99), all[len(all)-1], rssMiB(pid))
+}
+
+// profile saves Rosen's CPU profile over the next d (ROSEN_BENCH_CPUPROFILE).
+func profile(b *testing.B, httpAddr, out string, d time.Duration) {
+	done := make(chan struct{})
+	b.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, max(1, int(d.Seconds()))))
+		if err != nil {
+			b.Logf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			b.Logf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
 }
