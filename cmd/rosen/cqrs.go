@@ -116,7 +116,7 @@ func (f *cqrsFlags) start(ctx context.Context, env *moduleEnv) (func(context.Con
 
 func newCQRSCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cqrs", Short: "The CQRS engine: events in, read models out (Gravity's rules)"}
-	cmd.AddCommand(newCQRSServeCommand(g), newCQRSStatusCommand(), newCQRSReplayCommand(), newCQRSValidateCommand())
+	cmd.AddCommand(newCQRSServeCommand(g), newCQRSStatusCommand(), newCQRSReplayCommand(), newCQRSSnapshotCommand(), newCQRSValidateCommand())
 	return cmd
 }
 
@@ -241,8 +241,10 @@ func newCQRSReplayCommand() *cobra.Command {
 			if view == "" {
 				return errors.New("--view is required")
 			}
-			if _, _, err := service.ParseFrom(from); err != nil {
-				return err
+			if from != "snapshot" {
+				if _, _, err := service.ParseFrom(from); err != nil {
+					return err
+				}
 			}
 			q := url.Values{"view": {view}}
 			if from != "" {
@@ -253,7 +255,25 @@ func newCQRSReplayCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", envOr("ROSEN_HTTP_ADDR", "127.0.0.1:8080"), "Rosen's HTTP address [ROSEN_HTTP_ADDR]")
 	cmd.Flags().StringVar(&view, "view", "", "the view (a rule's name, or its table)")
-	cmd.Flags().StringVar(&from, "from", "", "stream sequence or RFC 3339 time to replay from; empty: rebuild from scratch")
+	cmd.Flags().StringVar(&from, "from", "", "stream sequence or RFC 3339 time to replay from, or \"snapshot\" (restore the last snapshot, replay after it); empty: rebuild from scratch")
+	return cmd
+}
+
+func newCQRSSnapshotCommand() *cobra.Command {
+	var httpAddr, view string
+	cmd := &cobra.Command{
+		Use:   "snapshot --view NAME",
+		Short: "Copy a view's rows and watermarks so that `replay --from snapshot` rebuilds it quickly",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if view == "" {
+				return errors.New("--view is required")
+			}
+			return cqrsCall(http.MethodPost, httpAddr, "/api/cqrs/snapshot?"+url.Values{"view": {view}}.Encode(), cmd.OutOrStdout(), true, nil)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", envOr("ROSEN_HTTP_ADDR", "127.0.0.1:8080"), "Rosen's HTTP address [ROSEN_HTTP_ADDR]")
+	cmd.Flags().StringVar(&view, "view", "", "the view (a rule's name, or its table)")
 	return cmd
 }
 

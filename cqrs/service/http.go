@@ -10,6 +10,7 @@ import (
 
 	"github.com/rosenmesh/rosen/cqrs/engine"
 	"github.com/rosenmesh/rosen/cqrs/event"
+	"github.com/rosenmesh/rosen/cqrs/sink"
 )
 
 // MaxPublishBody is the largest request body the publish endpoint reads.
@@ -28,12 +29,14 @@ type StatusReport struct {
 //
 //	POST /api/cqrs/events   one envelope, or a JSON array of them → {"seqs":[…]}
 //	GET  /api/cqrs/status   engine and event-store counters
-//	POST /api/cqrs/replay?view=users&from=<seq|RFC3339>
+//	POST /api/cqrs/replay?view=users&from=<seq|RFC3339|snapshot>
+//	POST /api/cqrs/snapshot?view=users
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/cqrs/events", s.handlePublish)
 	mux.HandleFunc("GET /api/cqrs/status", s.handleStatus)
 	mux.HandleFunc("POST /api/cqrs/replay", s.handleReplay)
+	mux.HandleFunc("POST /api/cqrs/snapshot", s.handleSnapshot)
 	return mux
 }
 
@@ -84,12 +87,22 @@ func (s *Service) handleReplay(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New("view is required"))
 		return
 	}
-	from, since, err := ParseFrom(r.URL.Query().Get("from"))
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
+	var res ReplayResult
+	var err error
+	if f := r.URL.Query().Get("from"); f == "snapshot" {
+		res, err = s.ReplayFromSnapshot(r.Context(), view)
+	} else {
+		from, since, perr := ParseFrom(f)
+		if perr != nil {
+			httpError(w, http.StatusBadRequest, perr)
+			return
+		}
+		res, err = s.Replay(r.Context(), view, from, since)
+	}
+	if errors.Is(err, sink.ErrNoSnapshot) {
+		httpError(w, http.StatusNotFound, err)
 		return
 	}
-	res, err := s.Replay(r.Context(), view, from, since)
 	if errors.Is(err, ErrUnknownView) {
 		httpError(w, http.StatusNotFound, err)
 		return
@@ -109,4 +122,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func httpError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func (s *Service) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	view := r.URL.Query().Get("view")
+	seq, err := s.Snapshot(r.Context(), view)
+	if errors.Is(err, ErrUnknownView) {
+		httpError(w, http.StatusNotFound, err)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"view": view, "seq": seq})
 }

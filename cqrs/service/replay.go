@@ -9,6 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rosenmesh/rosen/cqrs/rules"
+	"github.com/rosenmesh/rosen/cqrs/sink"
+
 	"github.com/rosenmesh/rosen/cqrs/engine"
 )
 
@@ -47,6 +50,44 @@ func ParseFrom(s string) (uint64, time.Time, error) {
 // Live consumers pause for the duration and resume where they were; nothing
 // is lost. A newly added rule is backfilled the same way.
 func (s *Service) Replay(ctx context.Context, view string, from uint64, since time.Time) (ReplayResult, error) {
+	return s.replay(ctx, view, from, since, nil)
+}
+
+// ReplayFromSnapshot restores the view's last snapshot in every database
+// and replays the event store after it (watermarks skip what it holds).
+func (s *Service) ReplayFromSnapshot(ctx context.Context, view string) (ReplayResult, error) {
+	return s.replay(ctx, view, 0, time.Time{}, func(r *rules.Rule) (uint64, error) {
+		return sink.RestoreView(ctx, s.sinks[r.Database].Store, view, r.Table)
+	})
+}
+
+// Snapshot copies the view in every database it lives in. The copy holds
+// every event up to the lowest acknowledged sequence of the partitions'
+// consumers, read before the copy starts.
+func (s *Service) Snapshot(ctx context.Context, view string) (uint64, error) {
+	floor, err := s.store.AckFloor(ctx, s.store.Config().Partitions)
+	if err != nil {
+		return 0, err
+	}
+	found := false
+	for _, r := range s.cfg.Rules {
+		if r.ViewName() != view {
+			continue
+		}
+		found = true
+		if err := sink.SnapshotView(ctx, s.sinks[r.Database].Store, view, r.Table, floor); err != nil {
+			return 0, fmt.Errorf("snapshot %s in %s: %w", view, r.Database, err)
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%w %q", ErrUnknownView, view)
+	}
+	return floor, nil
+}
+
+// replay resets the view (restore nil: clear watermarks, truncate from the
+// start) or restores it from a snapshot, then folds the event store in again.
+func (s *Service) replay(ctx context.Context, view string, from uint64, since time.Time, restore func(*rules.Rule) (uint64, error)) (ReplayResult, error) {
 	res := ReplayResult{View: view, From: from, Since: since}
 	start := time.Now()
 	var eng *engine.Engine
@@ -69,10 +110,22 @@ func (s *Service) Replay(ctx context.Context, view string, from uint64, since ti
 			continue
 		}
 		reset[k] = true
+		if restore != nil {
+			seq, err := restore(r)
+			if err != nil {
+				return res, fmt.Errorf("restore %s in %s: %w", view, r.Database, err)
+			}
+			if res.From == 0 || seq+1 < res.From {
+				res.From = seq + 1
+			}
+			res.Truncated = false
+			continue
+		}
 		if err := s.sinks[r.Database].Store.ResetView(ctx, view, r.Table, res.Truncated); err != nil {
 			return res, fmt.Errorf("reset %s in %s: %w", view, r.Database, err)
 		}
 	}
+	from = res.From
 	if upTo == 0 || from > upTo {
 		return res, nil
 	}

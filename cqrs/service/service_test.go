@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -143,4 +144,47 @@ func TestRabbitMQSourceIntoView(t *testing.T) {
 		n, _ := svc.EventStore().DeadLetterCount(ctx)
 		return n == 1
 	})
+}
+
+func TestSnapshotThenReplayFromIt(t *testing.T) {
+	svc, dir := openService(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = svc.Run(ctx) }()
+	publish := func(body string) uint64 {
+		seq, err := svc.Publish(ctx, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	publish(`{"type":"orderPlaced","payload":{"order":{"id":1,"total":"1.00"}}}`)
+	last := publish(`{"type":"orderPlaced","payload":{"order":{"id":2,"total":"2.00"}}}`)
+	waitFor(t, "the first events", func() bool { return svc.engine.Status().LastSeq >= last })
+	var seq uint64
+	waitFor(t, "the ack floor", func() bool {
+		var err error
+		seq, err = svc.Snapshot(ctx, "orders")
+		return err == nil && seq >= last
+	})
+	last = publish(`{"type":"orderPlaced","payload":{"order":{"id":1,"total":"1.50"}}}`)
+	waitFor(t, "the later event", func() bool { return svc.engine.Status().LastSeq >= last })
+	db, err := sql.Open("sqlite", filepath.Join(dir, "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM orders`); err != nil { // the view breaks
+		t.Fatal(err)
+	}
+	res, err := svc.ReplayFromSnapshot(ctx, "orders")
+	if err != nil || res.From != seq+1 || res.Events != 1 {
+		t.Fatalf("replay from snapshot: %+v %v", res, err)
+	}
+	if got := orders(t, dir); got != "1=1.50,2=2.00" {
+		t.Fatalf("orders = %s", got)
+	}
+	if _, err := svc.Snapshot(ctx, "nope"); !errors.Is(err, ErrUnknownView) {
+		t.Fatalf("unknown view: %v", err)
+	}
 }

@@ -139,3 +139,26 @@ func subjectPartition(subject string) int {
 	p, _ := strconv.Atoi(parts[len(parts)-2])
 	return p
 }
+
+// AckFloor is the lowest acknowledged stream sequence over the partitions'
+// durable consumers (rosen-cqrs-p<N>); a missing consumer counts as 0.
+func (s *EventStore) AckFloor(ctx context.Context, partitions int) (uint64, error) {
+	var floor uint64
+	for p := range partitions {
+		c, err := s.stream.Consumer(ctx, "rosen-cqrs-p"+strconv.Itoa(p))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("source: consumer of partition %d: %w", p, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("source: consumer of partition %d: %w", p, err)
+		}
+		if p == 0 || info.AckFloor.Stream < floor {
+			floor = info.AckFloor.Stream
+		}
+	}
+	return floor, nil
+}
