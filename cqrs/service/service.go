@@ -191,8 +191,10 @@ func (g gated) Next(ctx context.Context, max int) (source.Batch, error) {
 	}
 	g.gate.RLock()
 	commit := b.Commit
+	var unlock sync.Once
 	b.Commit = func(ctx context.Context) error {
-		defer g.gate.RUnlock()
+		// The engine retries a failed ack; the lock is released once, after the first attempt.
+		defer unlock.Do(g.gate.RUnlock)
 		return commit(ctx)
 	}
 	return b, nil
