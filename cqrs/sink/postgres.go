@@ -100,9 +100,25 @@ func (p *Postgres) Begin(ctx context.Context) (Tx, error) {
 	return &pgTx{tx: tx}, nil
 }
 
-type pgTx struct{ tx pgx.Tx }
+// pgTx queues its writes and sends them in one pipeline before COMMIT, so a
+// batch costs BEGIN, the watermark read and one round trip of writes.
+type pgTx struct {
+	tx     pgx.Tx
+	writes pgx.Batch
+}
 
-func (t *pgTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t *pgTx) queue(sql string, args ...any) { t.writes.Queue(sql, args...) }
+
+func (t *pgTx) Commit(ctx context.Context) error {
+	if t.writes.Len() > 0 {
+		if err := t.tx.SendBatch(ctx, &t.writes).Close(); err != nil {
+			_ = t.tx.Rollback(ctx)
+			return err
+		}
+	}
+	return t.tx.Commit(ctx)
+}
+
 func (t *pgTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 func (t *pgTx) Watermarks(ctx context.Context, view string, keys []string) (map[string]uint64, error) {
@@ -130,10 +146,10 @@ func (t *pgTx) SetWatermarks(ctx context.Context, view string, marks map[string]
 		keys = append(keys, k)
 		seqs = append(seqs, int64(s))
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO `+WatermarkTable+` AS w (view_name, row_key, seq)
+	t.queue(`INSERT INTO `+WatermarkTable+` AS w (view_name, row_key, seq)
 SELECT $1, k, s FROM unnest($2::text[], $3::bigint[]) AS u(k, s)
 ON CONFLICT (view_name, row_key) DO UPDATE SET seq = GREATEST(w.seq, EXCLUDED.seq)`, view, keys, seqs)
-	return err
+	return nil
 }
 
 func (t *pgTx) Delete(ctx context.Context, table string, pk []string, rows []map[string]any) error {
@@ -142,9 +158,9 @@ func (t *pgTx) Delete(ctx context.Context, table string, pk []string, rows []map
 		return err
 	}
 	cols := pgList(pk)
-	_, err = t.tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE (%s) IN (SELECT %s FROM json_populate_recordset(NULL::%s, $1::json))`,
+	t.queue(fmt.Sprintf(`DELETE FROM %s WHERE (%s) IN (SELECT %s FROM json_populate_recordset(NULL::%s, $1::json))`,
 		pgQuote(table), cols, cols, pgQuote(table)), string(doc))
-	return err
+	return nil
 }
 
 func (t *pgTx) Upsert(ctx context.Context, table string, pk, cols []string, rows []map[string]any) error {
@@ -163,9 +179,9 @@ func (t *pgTx) Upsert(ctx context.Context, table string, pk, cols []string, rows
 		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
 	}
 	list := pgList(cols)
-	_, err = t.tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM json_populate_recordset(NULL::%s, $1::json) ON CONFLICT (%s) %s`,
+	t.queue(fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM json_populate_recordset(NULL::%s, $1::json) ON CONFLICT (%s) %s`,
 		pgQuote(table), list, list, pgQuote(table), pgList(pk), conflict), string(doc))
-	return err
+	return nil
 }
 
 func pgQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
