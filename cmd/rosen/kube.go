@@ -28,6 +28,7 @@ type kubeFlags struct {
 	probe          time.Duration
 	debounce       time.Duration
 	selector       string
+	remoteSecrets  string
 	status         bool
 	leaseNamespace string
 	identity       string
@@ -49,6 +50,7 @@ func (f *kubeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.probe, "kube-probe", kube.DefaultProbe, "how often each API server's /readyz is checked [ROSEN_KUBE_PROBE]")
 	fs.DurationVar(&f.debounce, "kube-debounce", kube.DefaultDebounce, "quiet time after a cluster change before it is applied (at most 10x later under constant change) [ROSEN_KUBE_DEBOUNCE]")
 	fs.StringVar(&f.selector, "kube-discovery-selector", "", "label selector of the namespaces to read (Istio's discoverySelectors); empty: all [ROSEN_KUBE_DISCOVERY_SELECTOR]")
+	fs.StringVar(&f.remoteSecrets, "kube-remote-secrets", "", "namespace of the primary cluster whose Secrets labelled istio/multiCluster=true hold kubeconfigs of more clusters (Istio's remote secrets); empty: none [ROSEN_KUBE_REMOTE_SECRETS]")
 	fs.BoolVar(&f.status, "kube-status", true, "write status back to the Istio and Rosen objects Rosen leaves out (one replica, holding a Lease) [ROSEN_KUBE_STATUS]")
 	fs.StringVar(&f.leaseNamespace, "kube-lease-namespace", envOr("POD_NAMESPACE", "rosen-system"), "namespace of the status-writer Lease in the primary cluster [ROSEN_KUBE_LEASE_NAMESPACE]")
 	fs.StringVar(&f.identity, "kube-identity", envOr("POD_NAME", hostname()), "this replica's name in the Lease [ROSEN_KUBE_IDENTITY]")
@@ -89,7 +91,8 @@ func (f *kubeFlags) newKubeWiring(log *zap.Logger, reg prometheus.Registerer) (*
 	}
 	src, err := kube.New(kube.Options{
 		Clusters: clusters, ConfigFrom: f.configFrom, Grace: f.grace, Probe: f.probe,
-		Debounce: f.debounce, MaxDelay: 10 * f.debounce, NamespaceSelector: sel, Log: log, Registry: reg,
+		Debounce: f.debounce, MaxDelay: 10 * f.debounce, NamespaceSelector: sel, RemoteSecretNamespace: f.remoteSecrets,
+		Log: log, Registry: reg,
 	})
 	if err != nil {
 		return nil, err

@@ -98,6 +98,8 @@ type cluster struct {
 	kinds  []kind
 	opts   *Options
 	notify func()
+	// readConfig: Istio and Rosen config is read from this cluster.
+	readConfig bool
 
 	mu      sync.Mutex
 	state   State
@@ -126,7 +128,7 @@ func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()
 	}
 	opts.metrics.state.WithLabelValues(cfg.ID, string(StateConnecting)).Set(1)
 	return &cluster{
-		ref: clusterRef{id: cfg.ID}, origin: cfg.Origin, cl: cl, kinds: kinds, opts: opts, notify: notify,
+		ref: clusterRef{id: cfg.ID}, origin: cfg.Origin, cl: cl, kinds: kinds, opts: opts, notify: notify, readConfig: readConfig,
 		log:   opts.Log.Named("cluster").With(zap.String("cluster", cfg.ID)),
 		state: StateConnecting, since: time.Now(), kindErr: map[string]error{},
 	}, nil

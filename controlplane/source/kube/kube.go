@@ -56,18 +56,25 @@ type Options struct {
 	// NamespaceSelector, when set, admits only objects in namespaces whose
 	// labels match (Istio's discoverySelectors).
 	NamespaceSelector labels.Selector
-	Log               *zap.Logger
-	Registry          prometheus.Registerer
+	// RemoteSecretNamespace, when set, adds the clusters whose kubeconfigs
+	// are held in Secrets of that namespace of the primary cluster, labelled
+	// istio/multiCluster=true (Istio's remote secrets; remote.go).
+	RemoteSecretNamespace string
+	Log                   *zap.Logger
+	Registry              prometheus.Registerer
 
 	metrics *metrics
 }
 
 // Source watches the clusters.
 type Source struct {
-	opts     Options
-	log      *zap.Logger
-	clusters []*cluster
-	wake     chan struct{}
+	opts Options
+	log  *zap.Logger
+	wake chan struct{}
+
+	cmu      sync.Mutex
+	clusters []*cluster                // the --kubeconfig clusters, then remote ones
+	remote   map[string]*remoteCluster // remote.go, by cluster id
 
 	mu       sync.Mutex
 	rejected []*model.FieldError
@@ -96,7 +103,7 @@ func New(opts Options) (*Source, error) {
 	}
 	opts.Log = opts.Log.Named("kube")
 	opts.metrics = newMetrics(opts.Registry)
-	s := &Source{opts: opts, log: opts.Log, wake: make(chan struct{}, 1), counts: map[string]map[string]int{}}
+	s := &Source{opts: opts, log: opts.Log, wake: make(chan struct{}, 1), counts: map[string]map[string]int{}, remote: map[string]*remoteCluster{}}
 	for i, cfg := range opts.Clusters {
 		readConfig := i == 0 || opts.ConfigFrom == ConfigFromAll
 		c, err := newCluster(cfg, readConfig, &s.opts, s.poke)
@@ -128,11 +135,14 @@ func (s *Source) poke() {
 // debounced burst of changes. It returns when ctx ends.
 func (s *Source) Run(ctx context.Context, onChange func(*config.Set, error)) error {
 	var wg sync.WaitGroup
-	for _, c := range s.clusters {
+	for _, c := range s.list() {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.run(ctx) }()
 	}
 	defer wg.Wait()
+	if s.opts.RemoteSecretNamespace != "" {
+		s.watchRemoteSecrets(ctx, &wg)
+	}
 
 	if !s.awaitInitial(ctx) {
 		return nil
@@ -174,7 +184,7 @@ func (s *Source) awaitInitial(ctx context.Context) bool {
 	defer deadline.Stop()
 	for {
 		waiting := 0
-		for _, c := range s.clusters {
+		for _, c := range s.list() {
 			c.mu.Lock()
 			if !c.synced {
 				waiting++
@@ -198,9 +208,10 @@ func (s *Source) awaitInitial(ctx context.Context) bool {
 
 func (s *Source) emit(onChange func(*config.Set, error)) {
 	start := time.Now()
-	snaps := make([]snapshot, len(s.clusters))
+	clusters := s.list()
+	snaps := make([]snapshot, len(clusters))
 	counts := map[string]map[string]int{}
-	for i, c := range s.clusters {
+	for i, c := range clusters {
 		snaps[i] = c.snapshot(s.opts.NamespaceSelector)
 		counts[c.ref.id] = snaps[i].counts
 	}
@@ -211,6 +222,13 @@ func (s *Source) emit(onChange func(*config.Set, error)) {
 	s.opts.metrics.assemble.Observe(time.Since(start).Seconds())
 	s.log.Debug("set assembled", zap.Int("objects", len(set.Objects)), zap.Int("rejected", len(rejected)), zap.Duration("took", time.Since(start)))
 	onChange(set, nil)
+}
+
+// list returns the clusters, primary first.
+func (s *Source) list() []*cluster {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return append([]*cluster(nil), s.clusters...)
 }
 
 // Rejected lists the objects the source could not convert (e.g. a Rosen

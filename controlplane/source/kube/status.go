@@ -23,11 +23,12 @@ func (s *Source) Clusters() []ClusterStatus {
 	s.mu.Lock()
 	counts := s.counts
 	s.mu.Unlock()
-	out := make([]ClusterStatus, 0, len(s.clusters))
-	for i, c := range s.clusters {
+	clusters := s.list()
+	out := make([]ClusterStatus, 0, len(clusters))
+	for _, c := range clusters {
 		c.mu.Lock()
 		st := ClusterStatus{
-			ID: c.ref.id, Origin: c.origin, Config: i == 0 || s.opts.ConfigFrom == ConfigFromAll,
+			ID: c.ref.id, Origin: c.origin, Config: c.readConfig,
 			State: c.state, Since: c.since, Error: c.lastErr, Kinds: map[string]string{},
 			Objects: map[string]int{}, Resyncs: c.resyncs,
 		}

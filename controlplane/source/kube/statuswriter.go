@@ -158,7 +158,7 @@ func (w *StatusWriter) sync(ctx context.Context) {
 // write patches one object's status: rejected with msg, or accepted ("").
 func (w *StatusWriter) write(ctx context.Context, ref objRef, msg string) {
 	var c *cluster
-	for _, cl := range w.src.clusters {
+	for _, cl := range w.src.list() {
 		if cl.ref.id == ref.cluster {
 			c = cl
 		}
