@@ -94,6 +94,7 @@ func (s *Server) Update(m *model.Mesh) error {
 	}
 	// Marshal every group's changes first, so that a resource that cannot
 	// be marshalled rejects the mesh before any group moves to it.
+	gated := time.Now()
 	next := make([]pending, len(plans))
 	for i, p := range plans {
 		pend, err := p.g.prepare(byType(p.r), types...)
@@ -120,7 +121,8 @@ func (s *Server) Update(m *model.Mesh) error {
 	version := s.version
 	s.mu.Unlock()
 	s.log.Info("configuration published", zap.Uint64("version", version), zap.Bool("endpointsOnly", endpointsOnly),
-		zap.Int("groups", len(plans)), zap.Any("changed", changes), zap.Duration("took", time.Since(start)))
+		zap.Int("groups", len(plans)), zap.Any("changed", changes), zap.Duration("took", time.Since(start)),
+		zap.Duration("translateAndGate", gated.Sub(start)), zap.Duration("publish", time.Since(gated)))
 	return nil
 }
 
