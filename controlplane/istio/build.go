@@ -64,7 +64,8 @@ type typed[T any] struct {
 type builder struct {
 	kubeServices     []typed[*corev1.Service]
 	endpointSlices   []typed[*discoveryv1.EndpointSlice]
-	sliceIndex       map[sliceKey][]typed[*discoveryv1.EndpointSlice] // sliceindex.go
+	sliceIndex       map[sliceKey][]typed[*discoveryv1.EndpointSlice] // buildindex.go
+	regexErrs        map[string]error                                 // buildindex.go: compileRegex
 	secrets          []typed[*corev1.Secret]
 	serviceEntries   []typed[*networking.ServiceEntry]
 	workloadEntries  []typed[*networking.WorkloadEntry]

@@ -74,7 +74,9 @@ func (b *builder) checkHTTPRoute(o *config.Object, field string, r *networking.H
 	b.checkFault(o, field+".fault", r.GetFault())
 	b.checkHeaderOps(o, field+".headers", r.GetHeaders())
 	for j, d := range r.GetRoute() {
-		b.checkHeaderOps(o, fmt.Sprintf("%s.route[%d].headers", field, j), d.GetHeaders())
+		if d.GetHeaders() != nil { // the path is built only when there is something to check
+			b.checkHeaderOps(o, fmt.Sprintf("%s.route[%d].headers", field, j), d.GetHeaders())
+		}
 	}
 	if c := r.GetCorsPolicy(); c != nil {
 		for k, m := range c.GetAllowOrigins() {
@@ -143,7 +145,7 @@ func (b *builder) checkRegex(o *config.Object, field, re string) {
 		b.errorf(o, field, "empty regex")
 		return
 	}
-	if _, err := regexp.Compile(re); err != nil {
+	if err := b.compileRegex(re); err != nil {
 		b.errorf(o, field, "invalid RE2 regex: %v", err)
 	}
 }
@@ -177,6 +179,9 @@ func (b *builder) checkHeaderOps(o *config.Object, field string, h *networking.H
 		if rm := op.GetRemove(); len(rm) > 0 {
 			names("remove", rm)
 		}
+	}
+	if h == nil {
+		return
 	}
 	check(field+".request", h.GetRequest())
 	check(field+".response", h.GetResponse())

@@ -1,6 +1,8 @@
 package istio
 
 import (
+	"regexp"
+
 	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
@@ -20,4 +22,18 @@ func (b *builder) slicesOf(namespace, name string) []typed[*discoveryv1.Endpoint
 		}
 	}
 	return b.sliceIndex[sliceKey{namespace, name}]
+}
+
+// compileRegex is regexp.Compile's error, memoised per Build: the same
+// patterns recur across the routes of many VirtualServices.
+func (b *builder) compileRegex(re string) error {
+	if err, ok := b.regexErrs[re]; ok {
+		return err
+	}
+	_, err := regexp.Compile(re)
+	if b.regexErrs == nil {
+		b.regexErrs = map[string]error{}
+	}
+	b.regexErrs[re] = err
+	return err
 }
