@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -288,6 +289,16 @@ spec:
 		})
 		if got := hits(t, client, target, 4); got["backend-3"] != 4 {
 			t.Errorf("with a broken VirtualService beside it, answers are %v", got)
+		}
+		out, err := exec.Command(rosenBin, "status", "--http-addr", r.httpAddr).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rosen status: %v\n%s", err, out)
+		}
+		for _, want := range []string{"cluster-a", "cluster-b", "Synced",
+			"LEFT OUT kube://cluster-a: VirtualService shop/broken: spec.http[0].route[0].destination.host"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("rosen status lacks %q:\n%s", want, out)
+			}
 		}
 		kubeenv.MustApply(t, a.Config(), strings.Replace(broken, "nowhere", "backend", 1))
 		eventually(t, 30*time.Second, func() error {

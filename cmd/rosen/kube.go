@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rosenmesh/rosen/console"
 	"github.com/rosenmesh/rosen/controlplane/config"
+	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/controlplane/runner"
 	"github.com/rosenmesh/rosen/controlplane/source/kube"
 )
@@ -72,6 +74,9 @@ func (f *kubeFlags) enabled() bool { return len(f.kubeconfigs) > 0 }
 type kubeWiring struct {
 	src    *kube.Source
 	status *kube.StatusWriter
+
+	mu      sync.Mutex
+	leftOut []*model.FieldError // objects the last build left out
 }
 
 // newKubeWiring builds the Kubernetes source (nil without --kubeconfig).
@@ -110,13 +115,26 @@ func (f *kubeFlags) newKubeWiring(log *zap.Logger, reg prometheus.Registerer) (*
 // out, not the whole change), feeds the status writer, and serves
 // /debug/clusters.
 func (w *kubeWiring) attach(pipeline *runner.Runner, httpServer *console.Server) {
-	iso := runner.Isolation{Isolatable: func(o *config.Object) bool { return kube.FromCluster(o) }}
-	if w.status != nil {
-		iso.Report = w.status.Report
-	}
-	pipeline.SetIsolation(iso)
+	pipeline.SetIsolation(runner.Isolation{
+		Isolatable: func(o *config.Object) bool { return kube.FromCluster(o) },
+		Report: func(errs []*model.FieldError) {
+			w.mu.Lock()
+			w.leftOut = errs
+			w.mu.Unlock()
+			if w.status != nil {
+				w.status.Report(errs)
+			}
+		},
+	})
 	httpServer.Mount("/debug/clusters", http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		writeJSON(rw, map[string]any{"clusters": w.src.Clusters(), "statusWriter": w.status != nil && w.status.Leader()})
+		w.mu.Lock()
+		left := append(append([]*model.FieldError{}, w.leftOut...), w.src.Rejected()...)
+		w.mu.Unlock()
+		writeJSON(rw, map[string]any{
+			"clusters":     w.src.Clusters(),
+			"statusWriter": w.status != nil && w.status.Leader(),
+			"leftOut":      left,
+		})
 	}))
 }
 

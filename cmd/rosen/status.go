@@ -49,7 +49,10 @@ func newStatusCommand() *cobra.Command {
 				_, err = cmd.OutOrStdout().Write(body)
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), body)
+			if err := printStatus(cmd.OutOrStdout(), body); err != nil {
+				return err
+			}
+			return printClusters(cmd.OutOrStdout(), client, addr) // statusclusters.go
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "Rosen's HTTP address [ROSEN_HTTP_ADDR]")

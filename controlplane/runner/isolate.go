@@ -45,6 +45,7 @@ func (r *Runner) build(set *config.Set) (*model.Mesh, error) {
 	}
 	var left []*model.FieldError
 	defer func() {
+		r.logLeftOut(left)
 		if iso.Report != nil {
 			iso.Report(left)
 		}
@@ -52,9 +53,6 @@ func (r *Runner) build(set *config.Set) (*model.Mesh, error) {
 	for range maxIsolationRounds {
 		mesh, err := istio.Build(set)
 		if err == nil {
-			if len(left) > 0 {
-				r.log.Warn("objects left out of the mesh; the rest applies", zap.Int("objects", countObjects(left)))
-			}
 			return mesh, nil
 		}
 		errs := model.AsFieldErrors(err)
@@ -82,10 +80,22 @@ func (r *Runner) build(set *config.Set) (*model.Mesh, error) {
 	return istio.Build(set)
 }
 
-func countObjects(errs []*model.FieldError) int {
-	seen := map[model.Source]bool{}
-	for _, e := range errs {
-		seen[e.Source] = true
+
+// logLeftOut logs each left-out object's problem once, when it first
+// appears (a cluster change rebuilds the mesh often; the same message on
+// every rebuild would drown the log).
+func (r *Runner) logLeftOut(left []*model.FieldError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := make(map[string]bool, len(left))
+	for _, fe := range left {
+		msg := fe.Error()
+		now[msg] = true
+		if !r.leftOut[msg] {
+			r.log.Warn("object left out of the mesh; the rest applies", zap.String("file", fe.Source.File),
+				zap.String("kind", fe.Source.Kind), zap.String("resource", fe.Source.Namespace+"/"+fe.Source.Name),
+				zap.String("field", fe.Field), zap.String("error", fe.Message))
+		}
 	}
-	return len(seen)
+	r.leftOut = now
 }

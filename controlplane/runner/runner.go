@@ -46,7 +46,8 @@ type Runner struct {
 	hasLast    bool
 
 	mu        sync.Mutex
-	isolation *Isolation // isolate.go
+	isolation *Isolation      // isolate.go
+	leftOut   map[string]bool // isolate.go: problems of the objects left out by the last build
 	lastErr   error
 	lastApply time.Time
 	applied   int
