@@ -177,9 +177,14 @@ func (w *StatusWriter) write(ctx context.Context, ref objRef, msg string) {
 	log := w.log.With(zap.String("cluster", ref.cluster), zap.String("kind", ref.kind), zap.String("object", ref.namespace+"/"+ref.name))
 	if err != nil {
 		log.Warn("cannot write status", zap.Error(err))
-		return
+		if !unavailable(err) {
+			return // retried on the next tick
+		}
+		// Forbidden, or gone: retrying cannot help until the object or the
+		// role changes (which changes what is wanted), so it counts as written.
+	} else {
+		log.Info("status written", zap.Bool("accepted", msg == ""), zap.String("message", msg))
 	}
-	log.Info("status written", zap.Bool("accepted", msg == ""), zap.String("message", msg))
 	w.mu.Lock()
 	w.written[ref] = msg
 	w.mu.Unlock()
