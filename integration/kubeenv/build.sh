@@ -52,7 +52,8 @@ fi
 if [ ! -x "$DEST/kube-apiserver" ]; then
   log "building kube-apiserver $KUBE_VERSION (staging modules at $STAGING_VERSION)"
   mkdir -p "$work/kube"
-  modfile=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  # (from the empty work folder, so no go.mod or go.sum of a caller is touched)
+  modfile=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   [ -f "$modfile" ] || { log "cannot download k8s.io/kubernetes@$KUBE_VERSION"; exit 1; }
   # k8s.io/kubernetes replaces its staging modules with ./staging folders that
   # are not in the module zip; point each one at its published copy instead.
