@@ -107,25 +107,26 @@ func (p *process) start(t testing.TB) {
 	p.cmd, p.done = cmd, done
 }
 
-// kill ends the process at once, as a crash or a lost machine would.
-func (p *process) kill() {
+// take detaches the running process (nil when none) for kill or stop.
+func (p *process) take() (*exec.Cmd, chan struct{}) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	cmd, done := p.cmd, p.done
 	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
+	return cmd, done
+}
+
+// kill ends the process at once, as a crash or a lost machine would.
+func (p *process) kill() {
+	if cmd, done := p.take(); cmd != nil {
+		_ = cmd.Process.Kill()
+		<-done
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // stop sends SIGTERM and waits (SIGKILL after 10 s).
 func (p *process) stop() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
-	p.mu.Unlock()
+	cmd, done := p.take()
 	if cmd == nil {
 		return
 	}

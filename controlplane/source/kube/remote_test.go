@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
-	"github.com/rosenmesh/rosen/controlplane/config"
 	"github.com/rosenmesh/rosen/integration/kubeenv"
 )
 
@@ -36,27 +33,7 @@ func TestRemoteSecretsAddAndRemoveClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var last *config.Set
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- src.Run(ctx, func(s *config.Set, _ error) { mu.Lock(); last = s; mu.Unlock() })
-	}()
-	defer func() { cancel(); <-done }()
-	slices := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		var names []string
-		if last != nil {
-			for _, o := range last.Objects {
-				if o.Kind == config.KindEndpointSlice {
-					names = append(names, o.Name)
-				}
-			}
-		}
-		return strings.Join(names, ",")
-	}
+	slices := runSource(t, src)
 
 	kc, err := os.ReadFile(b.WriteKubeconfig(t, t.TempDir(), kubeenv.AdminToken))
 	if err != nil {

@@ -97,37 +97,7 @@ func TestSourceSurvivesForbiddenKindsAndDeadClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var last *config.Set
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- src.Run(ctx, func(s *config.Set, err error) {
-			if err != nil {
-				t.Errorf("source error: %v", err)
-				return
-			}
-			mu.Lock()
-			last = s
-			mu.Unlock()
-		})
-	}()
-	defer func() { cancel(); <-done }()
-
-	slices := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		if last == nil {
-			return ""
-		}
-		var names []string
-		for _, o := range last.Objects {
-			if o.Kind == config.KindEndpointSlice {
-				names = append(names, o.Name)
-			}
-		}
-		return strings.Join(names, ",")
-	}
+	slices := runSource(t, src)
 	waitFor(t, func() error {
 		if got := slices(); got != "reviews-1@real" {
 			return fmt.Errorf("slices %q", got)
@@ -167,5 +137,40 @@ func waitFor(t *testing.T, check func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runSource runs src until the test ends and returns a function listing the
+// EndpointSlices of the last set it delivered ("a@c,b@c").
+func runSource(t *testing.T, src *Source) func() string {
+	t.Helper()
+	var mu sync.Mutex
+	var last *config.Set
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Run(ctx, func(s *config.Set, err error) {
+			if err != nil {
+				t.Errorf("source error: %v", err)
+				return
+			}
+			mu.Lock()
+			last = s
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		var names []string
+		if last != nil {
+			for _, o := range last.Objects {
+				if o.Kind == config.KindEndpointSlice {
+					names = append(names, o.Name)
+				}
+			}
+		}
+		return strings.Join(names, ",")
 	}
 }
