@@ -80,7 +80,9 @@ func token(t *testing.T, cfg *rest.Config, ns, sa string) string {
 // TestSourceSurvivesForbiddenKindsAndDeadClusters: RBAC that forbids
 // Secrets and Istio kinds that are not installed count as empty (reported in
 // the cluster's status), a kubeconfig that points nowhere leaves its cluster
-// Unreachable, and the working cluster's objects and changes still flow.
+// Unreachable, and the working cluster's objects and changes still flow,
+// also after its API server crashed and came back within the grace period
+// (every watch dropped and re-established, nothing re-listed from scratch).
 func TestSourceSurvivesForbiddenKindsAndDeadClusters(t *testing.T) {
 	bin := kubeenv.Require(t)
 	etcd := kubeenv.StartEtcd(t, bin)
@@ -91,7 +93,7 @@ func TestSourceSurvivesForbiddenKindsAndDeadClusters(t *testing.T) {
 	dead := &rest.Config{Host: "https://127.0.0.1:1", BearerToken: "x", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 	src, err := New(Options{
 		Clusters: []ClusterConfig{{ID: "real", REST: limited}, {ID: "nowhere", REST: dead}},
-		Grace:    time.Second, Probe: 200 * time.Millisecond, InitialSync: 3 * time.Second,
+		Grace:    time.Minute, Probe: 200 * time.Millisecond, InitialSync: 3 * time.Second,
 		Log: zaptest.NewLogger(t),
 	})
 	if err != nil {
@@ -120,6 +122,25 @@ func TestSourceSurvivesForbiddenKindsAndDeadClusters(t *testing.T) {
 		}
 		if st[1].State != StateUnreachable && st[1].State != StateDropped || st[1].Error == "" {
 			return fmt.Errorf("nowhere: %+v", st[1])
+		}
+		return nil
+	})
+
+	api.Kill()
+	waitFor(t, func() error {
+		if st := src.Clusters()[0]; st.State != StateUnreachable {
+			return fmt.Errorf("real: %s", st.State)
+		}
+		return nil
+	})
+	api.Start(t)
+	kubeenv.MustApply(t, api.Config(), slice("reviews-3", "10.0.0.3"))
+	waitFor(t, func() error {
+		if got := slices(); got != "reviews-1@real,reviews-2@real,reviews-3@real" {
+			return fmt.Errorf("slices %q", got)
+		}
+		if st := src.Clusters()[0]; st.State != StateSynced || st.Resyncs != 0 {
+			return fmt.Errorf("real: %s after %d resyncs", st.State, st.Resyncs)
 		}
 		return nil
 	})
