@@ -194,6 +194,31 @@ func TestKubeMultiCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("manifests/example is used as it is", func(t *testing.T) {
+		var doc struct {
+			LeftOut []struct {
+				Source  struct{ Namespace, Name string } `json:"source"`
+				Message string                           `json:"message"`
+			} `json:"leftOut"`
+		}
+		eventually(t, 10*time.Second, func() error {
+			var counts struct {
+				Clusters []struct {
+					Objects map[string]int `json:"objects"`
+				} `json:"clusters"`
+			}
+			r.getJSON(t, "/debug/clusters", &counts)
+			if got := counts.Clusters[0].Objects; got["RateLimitPolicy"] != 1 || got["VirtualService"] != 2 {
+				return fmt.Errorf("cluster-a objects in the mesh: %v", got)
+			}
+			return nil
+		})
+		r.getJSON(t, "/debug/clusters", &doc)
+		for _, e := range doc.LeftOut {
+			t.Errorf("left out: %s/%s: %s", e.Source.Namespace, e.Source.Name, e.Message)
+		}
+	})
+
 	client := newXDSClient(t, r, "kube-client")
 	const target = "front.shop.svc.cluster.local:9080"
 	t.Run("routes from cluster A reach pods of cluster B by their labels", func(t *testing.T) {
