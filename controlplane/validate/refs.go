@@ -115,31 +115,34 @@ func (c *checker) routes() {
 			c.fail(translate.KindRoute, name, "name", "duplicate route configuration name")
 		}
 		seenRC[name] = true
-		domains := map[string]string{}
+		domains := map[string][2]int{} // lower-cased domain → where it was first seen
+		domainField := func(at [2]int) string { return fmt.Sprintf("virtual_hosts[%d].domains[%d]", at[0], at[1]) }
 		for i, vh := range rc.GetVirtualHosts() {
 			for j, d := range vh.GetDomains() {
-				field := fmt.Sprintf("virtual_hosts[%d].domains[%d]", i, j)
 				if prev, ok := domains[strings.ToLower(d)]; ok {
-					c.fail(translate.KindRoute, name, field, "domain %q is already used by %s", d, prev)
+					c.fail(translate.KindRoute, name, domainField([2]int{i, j}), "domain %q is already used by %s", d, domainField(prev))
 					continue
 				}
-				domains[strings.ToLower(d)] = field
+				domains[strings.ToLower(d)] = [2]int{i, j}
 			}
 			for j, r := range vh.GetRoutes() {
-				c.routeClusters(name, fmt.Sprintf("virtual_hosts[%d].routes[%d]", i, j), r, clusters)
+				c.routeClusters(name, i, j, r, clusters)
 			}
 		}
 	}
 }
 
-func (c *checker) routeClusters(rc, path string, r *routev3.Route, clusters map[string]bool) {
+// routeClusters checks route j of virtual host i; its field path is built
+// only for a failure.
+func (c *checker) routeClusters(rc string, i, j int, r *routev3.Route, clusters map[string]bool) {
 	a := r.GetRoute()
 	if a == nil {
 		return
 	}
+	path := func() string { return fmt.Sprintf("virtual_hosts[%d].routes[%d]", i, j) }
 	missing := func(field, cluster string) {
 		if !clusters[cluster] {
-			c.fail(translate.KindRoute, rc, path+".route."+field, "cluster %q does not exist", cluster)
+			c.fail(translate.KindRoute, rc, path()+".route."+field, "cluster %q does not exist", cluster)
 		}
 	}
 	if cl := a.GetCluster(); cl != "" {
@@ -148,18 +151,22 @@ func (c *checker) routeClusters(rc, path string, r *routev3.Route, clusters map[
 	if wc := a.GetWeightedClusters(); wc != nil {
 		var total uint64
 		for k, w := range wc.GetClusters() {
-			missing(fmt.Sprintf("weighted_clusters.clusters[%d].name", k), w.GetName())
+			if !clusters[w.GetName()] {
+				missing(fmt.Sprintf("weighted_clusters.clusters[%d].name", k), w.GetName())
+			}
 			total += uint64(w.GetWeight().GetValue())
 		}
 		switch {
 		case total == 0:
-			c.fail(translate.KindRoute, rc, path+".route.weighted_clusters", "weights sum to 0")
+			c.fail(translate.KindRoute, rc, path()+".route.weighted_clusters", "weights sum to 0")
 		case total > math.MaxUint32:
-			c.fail(translate.KindRoute, rc, path+".route.weighted_clusters", "weights sum to %d, above %d", total, uint64(math.MaxUint32))
+			c.fail(translate.KindRoute, rc, path()+".route.weighted_clusters", "weights sum to %d, above %d", total, uint64(math.MaxUint32))
 		}
 	}
 	for k, m := range a.GetRequestMirrorPolicies() {
-		missing(fmt.Sprintf("request_mirror_policies[%d].cluster", k), m.GetCluster())
+		if !clusters[m.GetCluster()] {
+			missing(fmt.Sprintf("request_mirror_policies[%d].cluster", k), m.GetCluster())
+		}
 	}
 }
 

@@ -53,10 +53,13 @@ type planField struct {
 	goIndex int
 }
 
-// planOneof is a oneof whose planned members are looked up by number.
+// planOneof is a oneof whose planned members are looked up by number, or
+// by the Go type of the wrapper the generated struct holds.
 type planOneof struct {
-	od      protoreflect.OneofDescriptor
-	members map[protoreflect.FieldNumber]planField
+	od       protoreflect.OneofDescriptor
+	members  map[protoreflect.FieldNumber]planField
+	goIndex  int                        // the struct's interface field; -1 when unknown
+	wrappers map[reflect.Type]planField // wrapper struct type → member
 }
 
 // plans memoises walkPlan per message type. Descriptors are immutable, so
@@ -79,7 +82,7 @@ func planLocked(d protoreflect.MessageDescriptor) *walkPlan {
 	}
 	p := &walkPlan{checked: checkedTypes[d.FullName()]}
 	plans[d.FullName()] = p // before the fields: types may be recursive
-	goFields := structFields(d)
+	layout := goLayoutOf(d)
 	fields := d.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
@@ -94,13 +97,16 @@ func planLocked(d protoreflect.MessageDescriptor) *walkPlan {
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			k := slices.IndexFunc(p.oneofs, func(o planOneof) bool { return o.od == od })
 			if k < 0 {
-				p.oneofs = append(p.oneofs, planOneof{od: od, members: map[protoreflect.FieldNumber]planField{}})
+				p.oneofs = append(p.oneofs, layout.oneof(od))
 				k = len(p.oneofs) - 1
 			}
 			p.oneofs[k].members[fd.Number()] = pf
+			if wt := layout.wrapperOf(fd); wt != nil {
+				p.oneofs[k].wrappers[wt] = pf
+			}
 			continue
 		}
-		if idx, ok := goFields[fd.Number()]; ok {
+		if idx, ok := layout.fields[fd.Number()]; ok {
 			pf.goIndex = idx
 		}
 		p.fields = append(p.fields, pf)
@@ -109,30 +115,65 @@ func planLocked(d protoreflect.MessageDescriptor) *walkPlan {
 	return p
 }
 
-// structFields maps field numbers to the indexes of the generated Go
-// struct's fields (from their protobuf struct tags); empty when the type is
-// not a registered generated message.
-func structFields(d protoreflect.MessageDescriptor) map[protoreflect.FieldNumber]int {
-	out := map[protoreflect.FieldNumber]int{}
+// goLayout is where a generated message keeps its fields in its Go struct.
+type goLayout struct {
+	mt     protoreflect.MessageType // nil when the type is not registered
+	fields map[protoreflect.FieldNumber]int
+	oneofs map[protoreflect.Name]int // oneof name → its interface field
+}
+
+// goLayoutOf reads the generated struct's protobuf struct tags.
+func goLayoutOf(d protoreflect.MessageDescriptor) goLayout {
+	l := goLayout{fields: map[protoreflect.FieldNumber]int{}, oneofs: map[protoreflect.Name]int{}}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(d.FullName())
 	if err != nil {
-		return out
+		return l
 	}
 	t := reflect.TypeOf(mt.Zero().Interface())
 	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
-		return out
+		return l
 	}
+	l.mt = mt
 	t = t.Elem()
 	for i := 0; i < t.NumField(); i++ {
-		parts := strings.Split(t.Field(i).Tag.Get("protobuf"), ",")
+		tag := t.Field(i).Tag
+		if name := tag.Get("protobuf_oneof"); name != "" {
+			l.oneofs[protoreflect.Name(name)] = i
+			continue
+		}
+		parts := strings.Split(tag.Get("protobuf"), ",")
 		if len(parts) < 2 {
 			continue
 		}
 		if n, err := strconv.Atoi(parts[1]); err == nil {
-			out[protoreflect.FieldNumber(n)] = i
+			l.fields[protoreflect.FieldNumber(n)] = i
 		}
 	}
-	return out
+	return l
+}
+
+func (l goLayout) oneof(od protoreflect.OneofDescriptor) planOneof {
+	o := planOneof{od: od, members: map[protoreflect.FieldNumber]planField{}, goIndex: -1, wrappers: map[reflect.Type]planField{}}
+	if idx, ok := l.oneofs[od.Name()]; ok {
+		o.goIndex = idx
+	}
+	return o
+}
+
+// wrapperOf is the Go type of the oneof wrapper that holds field fd: found
+// by setting fd on a new message and looking at what the struct holds.
+func (l goLayout) wrapperOf(fd protoreflect.FieldDescriptor) reflect.Type {
+	idx, ok := l.oneofs[fd.ContainingOneof().Name()]
+	if l.mt == nil || !ok {
+		return nil
+	}
+	m := l.mt.New()
+	m.Set(fd, m.NewField(fd))
+	w := reflect.ValueOf(m.Interface()).Elem().Field(idx)
+	if w.IsNil() || w.Elem().Kind() != reflect.Pointer || w.Elem().Elem().NumField() != 1 {
+		return nil
+	}
+	return w.Elem().Type()
 }
 
 // fieldMessage is the message type a field holds (a map's value type), or nil.
@@ -237,6 +278,17 @@ func (w *walker) planned(m protoreflect.Message, p *walkPlan) {
 		w.goValue(f, sv.Field(f.goIndex))
 	}
 	for _, o := range p.oneofs {
+		if o.goIndex >= 0 && len(o.wrappers) == len(o.members) {
+			if !sv.IsValid() {
+				sv = reflect.ValueOf(m.Interface()).Elem()
+			}
+			if iv := sv.Field(o.goIndex); !iv.IsNil() {
+				if f, ok := o.wrappers[iv.Elem().Type()]; ok {
+					w.goValue(f, iv.Elem().Elem().Field(0))
+				}
+			}
+			continue
+		}
 		if fd := m.WhichOneof(o.od); fd != nil {
 			if f, ok := o.members[fd.Number()]; ok {
 				w.value(f, m.Get(fd))
