@@ -365,3 +365,37 @@ spec:
 		}
 	})
 }
+
+// TestServeRejectsBadKubeconfig: a kubeconfig that is missing, is not a
+// kubeconfig, or names a cluster twice stops `rosen serve` at once with a
+// message naming the problem (no API server needed).
+func TestServeRejectsBadKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.yaml")
+	writeFile(t, garbage, "clusters: [[[")
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, `apiVersion: v1
+kind: Config
+clusters: [{name: east, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: east, user: u}}]
+current-context: c
+`)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kubeconfig", filepath.Join(dir, "missing.yaml")}, "kube: bad kubeconfig"},
+		{[]string{"--kubeconfig", garbage}, "kube: bad kubeconfig"},
+		{[]string{"--kubeconfig", good, "--kubeconfig", good}, `kube: duplicate cluster id "east"`},
+		{[]string{"--kubeconfig", good, "--kube-config-from", "some"}, "kube: unknown config mode"},
+		{[]string{"--kubeconfig", good, "--kube-discovery-selector", "a in (("}, "--kube-discovery-selector"},
+	}
+	for _, c := range cases {
+		args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data", t.TempDir()}, c.args...)
+		out, err := exec.Command(rosenBin, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("rosen %v: err %v, output lacks %q:\n%s", c.args, err, c.want, out)
+		}
+	}
+}
