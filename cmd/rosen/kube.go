@@ -45,7 +45,7 @@ func init() {
 }
 
 func (f *kubeFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&f.kubeconfigs, "kubeconfig", nil, "a cluster to read (repeat for several; the first is the primary): a kubeconfig file, ID=FILE, a folder of kubeconfigs, or in-cluster [ROSEN_KUBECONFIG]")
+	fs.StringSliceVar(&f.kubeconfigs, "kubeconfig", nil, "clusters to read (repeat, or comma-separate; the first is the primary): a kubeconfig file, ID=FILE, a folder of kubeconfigs, or in-cluster [ROSEN_KUBECONFIG]")
 	fs.StringVar(&f.clusterID, "kube-cluster-id", "Kubernetes", "cluster id of --kubeconfig in-cluster [ROSEN_KUBE_CLUSTER_ID]")
 	fs.StringVar(&f.configFrom, "kube-config-from", kube.ConfigFromPrimary, "read Istio and Rosen config from the primary cluster or from all [ROSEN_KUBE_CONFIG_FROM]")
 	fs.DurationVar(&f.grace, "kube-grace", kube.DefaultGrace, "how long an unreachable cluster keeps its endpoints [ROSEN_KUBE_GRACE]")
