@@ -257,3 +257,66 @@ func TestServerWithoutServerOptionsStillServes(t *testing.T) {
 		t.Fatalf("delta CDS has %d resources", got)
 	}
 }
+
+func deltaNames(r *discoveryv3.DeltaDiscoveryResponse) []string {
+	var out []string
+	for _, x := range r.GetResources() {
+		out = append(out, x.GetName())
+	}
+	return sortedStrings(out)
+}
+
+func TestDeltaChangesRemovalsAndInitialVersions(t *testing.T) {
+	e := start(t, Options{})
+	if err := e.srv.Update(mesh(bookinfo)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.delta(t)
+	d.send(&discoveryv3.DeltaDiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{detailsCluster, reviewsCluster}})
+	first := d.next()
+	if got := deltaNames(first); !reflect.DeepEqual(got, []string{detailsCluster, reviewsCluster}) {
+		t.Fatalf("first delta EDS = %v", got)
+	}
+	versions := map[string]string{}
+	for _, r := range first.GetResources() {
+		versions[r.GetName()] = r.GetVersion()
+	}
+	d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: first.GetNonce()})
+
+	// An endpoint change sends only the changed assignment.
+	if err := e.srv.Update(mesh(map[string][]string{
+		"details.default.svc.cluster.local": {"10.0.0.1"},
+		"reviews.default.svc.cluster.local": {"10.0.0.2", "10.0.0.8"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	r := d.next()
+	if got := deltaNames(r); !reflect.DeepEqual(got, []string{reviewsCluster}) || len(r.GetRemovedResources()) != 0 {
+		t.Fatalf("delta push = %v removed %v", got, r.GetRemovedResources())
+	}
+	// reviews goes away: its subscribers are told.
+	if err := e.srv.Update(mesh(map[string][]string{"details.default.svc.cluster.local": {"10.0.0.1"}})); err != nil {
+		t.Fatal(err)
+	}
+	r = d.next()
+	if len(r.GetResources()) != 0 || !reflect.DeepEqual(r.GetRemovedResources(), []string{reviewsCluster}) {
+		t.Fatalf("delta after deletion: resources %v removed %v", deltaNames(r), r.GetRemovedResources())
+	}
+
+	// A reconnecting client that holds details at its version is not sent it
+	// again, and learns that reviews is gone.
+	d2 := e.delta(t)
+	d2.send(&discoveryv3.DeltaDiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{detailsCluster, reviewsCluster}, InitialResourceVersions: versions})
+	r = d2.next()
+	if len(r.GetResources()) != 0 || !reflect.DeepEqual(r.GetRemovedResources(), []string{reviewsCluster}) {
+		t.Fatalf("reconnect: resources %v removed %v", deltaNames(r), r.GetRemovedResources())
+	}
+	// Unsubscribing sends nothing; subscribing again sends the resource.
+	d2.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesUnsubscribe: []string{detailsCluster}})
+	d2.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{detailsCluster}})
+	if got := deltaNames(d2.next()); !reflect.DeepEqual(got, []string{detailsCluster}) {
+		t.Fatalf("re-subscribe = %v", got)
+	}
+}
