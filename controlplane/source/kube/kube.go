@@ -102,6 +102,7 @@ func New(opts Options) (*Source, error) {
 		opts.Log = zap.NewNop()
 	}
 	opts.Log = opts.Log.Named("kube")
+	routeKlog(opts.Log)
 	opts.metrics = newMetrics(opts.Registry)
 	s := &Source{opts: opts, log: opts.Log, wake: make(chan struct{}, 1), counts: map[string]map[string]int{}, remote: map[string]*remoteCluster{}}
 	for i, cfg := range opts.Clusters {
