@@ -320,3 +320,42 @@ func TestDeltaChangesRemovalsAndInitialVersions(t *testing.T) {
 		t.Fatalf("re-subscribe = %v", got)
 	}
 }
+
+func TestDeltaDuplicateNamesKeepSubscriptionsApart(t *testing.T) {
+	e := start(t, Options{})
+	if err := e.srv.Update(mesh(bookinfo)); err != nil {
+		t.Fatal(err)
+	}
+	// x subscribes to details twice and unsubscribes it once: it holds
+	// nothing. y subscribes to details once: it must get it, not x's set
+	// (counting the duplicate would give both the same key).
+	x := e.delta(t)
+	x.send(&discoveryv3.DeltaDiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{detailsCluster, detailsCluster}})
+	if got := deltaNames(x.next()); !reflect.DeepEqual(got, []string{detailsCluster}) {
+		t.Fatalf("x = %v", got)
+	}
+	x.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesUnsubscribe: []string{detailsCluster}})
+	time.Sleep(50 * time.Millisecond) // let x's unsubscription land first (either order must work)
+	y := e.delta(t)
+	y.send(&discoveryv3.DeltaDiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{detailsCluster}})
+	if got := deltaNames(y.next()); !reflect.DeepEqual(got, []string{detailsCluster}) {
+		t.Fatalf("y = %v", got)
+	}
+	// After an endpoint change, only y (still subscribed) hears about details.
+	if err := e.srv.Update(mesh(map[string][]string{
+		"details.default.svc.cluster.local": {"10.0.0.6"},
+		"reviews.default.svc.cluster.local": {"10.0.0.2", "10.0.0.3"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if got := deltaNames(y.next()); !reflect.DeepEqual(got, []string{detailsCluster}) {
+		t.Fatalf("y after change = %v", got)
+	}
+	select {
+	case r := <-x.resp:
+		t.Fatalf("x, unsubscribed, got %v", deltaNames(r))
+	case <-time.After(200 * time.Millisecond):
+	}
+}

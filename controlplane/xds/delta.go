@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -72,31 +73,28 @@ func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
 		_, ok := w.sub.names[n]
 		return ok
 	}
-	var added []string
-	removed := map[string]struct{}{}
-	inAdded := map[string]struct{}{}
-	for _, n := range subscribe {
+	// Duplicates are dropped by sorting a copy, not with a set: a gateway
+	// subscribes to thousands of names at once, and an ACK to none.
+	var added, removed []string
+	for _, n := range uniqueNames(subscribe) {
 		if n == wildcardName {
 			k.wildcard = true
 			continue
 		}
-		if _, dup := inAdded[n]; dup || have(n) {
-			continue
+		if !have(n) {
+			added = append(added, n)
+			k.add(n)
 		}
-		inAdded[n] = struct{}{}
-		added = append(added, n)
-		k.add(n)
 	}
-	for _, n := range unsubscribe {
+	for _, n := range uniqueNames(unsubscribe) {
 		if n == wildcardName {
 			k.wildcard = false
 			continue
 		}
-		if _, dup := removed[n]; dup || !have(n) {
-			continue
+		if have(n) {
+			removed = append(removed, n)
+			k.remove(n)
 		}
-		removed[n] = struct{}{}
-		k.remove(n)
 	}
 	if limit := st.srv.opts.MaxResourceNames; k.n > limit {
 		return status.Errorf(codes.InvalidArgument, "xds: %d resource names subscribed (limit %d)", k.n, limit)
@@ -109,7 +107,7 @@ func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
 		var out []string
 		if prev != nil {
 			for n := range prev.names {
-				if _, gone := removed[n]; !gone {
+				if _, gone := slices.BinarySearch(removed, n); !gone {
 					out = append(out, n)
 				}
 			}
@@ -129,6 +127,15 @@ func (st *stream) deltaRequest(req *discoveryv3.DeltaDiscoveryRequest) error {
 	tc.release(prev)
 	w.sub = sub
 	return nil
+}
+
+// uniqueNames is names sorted without duplicates (names itself when it has
+// fewer than two).
+func uniqueNames(names []string) []string {
+	if len(names) < 2 {
+		return names
+	}
+	return slices.Compact(slices.Sorted(slices.Values(names)))
 }
 
 // flushDelta sends every response that is due. Delta clients need not
