@@ -58,7 +58,8 @@ type subscription struct {
 	full        []*entry
 	// addedFrom/added memoise the names this subscription adds to another
 	// one: a change of service moves a whole fleet from one set to the next.
-	addedFrom *subscription
+	// The other is remembered by key, so that old sets can be collected.
+	addedFrom *subKey
 	added     []string
 	// memo holds the responses built at memoVersion, shared by the
 	// streams of this subscription that are due the same one.
@@ -80,7 +81,7 @@ func (s *subscription) addedSince(prev *subscription) []string {
 	if s.key.wildcard {
 		return nil
 	}
-	if prev != nil && s.addedFrom == prev {
+	if prev != nil && s.addedFrom != nil && *s.addedFrom == prev.key {
 		return s.added
 	}
 	var out []string
@@ -89,7 +90,10 @@ func (s *subscription) addedSince(prev *subscription) []string {
 			out = append(out, n)
 		}
 	}
-	s.addedFrom, s.added = prev, out
+	if prev != nil {
+		k := prev.key
+		s.addedFrom, s.added = &k, out
+	}
 	return out
 }
 
