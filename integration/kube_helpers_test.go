@@ -131,12 +131,9 @@ func startRosenArgs(t *testing.T, extra ...string) *rosen {
 }
 
 // startBackendOn is startBackend on a given local address.
-func startBackendOn(t *testing.T, ip, name string) *backend {
+func startBackendOn(t *testing.T, host *kubeenv.TestHost, name string) *backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := host.Listen(t)
 	b := &backend{name: name, port: ln.Addr().(*net.TCPAddr).Port}
 	s := grpc.NewServer()
 	testgrpc.RegisterTestServiceServer(s, b)

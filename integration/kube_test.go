@@ -145,10 +145,13 @@ func TestKubeMultiCluster(t *testing.T) {
 	}
 	kubeenv.MustApply(t, a.Config(), string(example)) // the CRD schemas accept the documented example
 
-	ip := kubeenv.HostIP(t)
+	// The backends live on a test host of the test's own (a network
+	// namespace): the API server refuses loopback endpoint addresses.
+	host := kubeenv.NewTestHost(t)
+	ip := host.IP
 	var ports [3]int
 	for i := range ports {
-		ports[i] = startBackendOn(t, ip, fmt.Sprintf("backend-%d", i+1)).port
+		ports[i] = startBackendOn(t, host, fmt.Sprintf("backend-%d", i+1)).port
 	}
 	kubeenv.MustApply(t, a.Config(), clusterAConfig)
 	kubeenv.MustApply(t, b.Config(), clusterBWorkloads(ip, ports))

@@ -243,29 +243,3 @@ func insecureGet(ctx context.Context, url, token string) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
-
-// HostIP is an IPv4 address of one of this machine's own non-loopback
-// interfaces. The API server refuses loopback addresses in EndpointSlices,
-// so test backends listen here instead; traffic to a local address never
-// leaves the machine.
-func HostIP(t testing.TB) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		if ip := ipn.IP.To4(); ip != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
-			return ip.String()
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no non-loopback IPv4 address on this machine for EndpointSlice backends")
-	}
-	t.Skip("no non-loopback IPv4 address on this machine for EndpointSlice backends")
-	return ""
-}
