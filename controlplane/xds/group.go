@@ -127,17 +127,23 @@ func (g *group) snapshot(typeURL string) (map[string]types.Resource, string) {
 	return out, tc.versionString(tc.version)
 }
 
-// changedEndpoints are the assignments of eps that differ from the ones the
-// group serves. Called under the server's updateMu, like prepare.
-func (g *group) changedEndpoints(eps []*endpointv3.ClusterLoadAssignment) []*endpointv3.ClusterLoadAssignment {
+// reuseEndpoints compares eps with the assignments the group serves: it
+// returns eps with every unchanged assignment replaced by the one served
+// (so publishing finds it identical by pointer, at no cost), and the ones
+// that changed. Called under the server's updateMu, like prepare.
+func (g *group) reuseEndpoints(eps []*endpointv3.ClusterLoadAssignment) (all, changed []*endpointv3.ClusterLoadAssignment) {
 	have := g.types[resourcev3.EndpointType].entries
-	var out []*endpointv3.ClusterLoadAssignment
-	for _, e := range eps {
-		if old, ok := have[e.GetClusterName()]; !ok || !proto.Equal(old.res, e) {
-			out = append(out, e)
+	all = make([]*endpointv3.ClusterLoadAssignment, len(eps))
+	for i, e := range eps {
+		all[i] = e
+		old, ok := have[e.GetClusterName()]
+		if !ok || !proto.Equal(old.res, e) {
+			changed = append(changed, e)
+		} else if o, isCLA := old.res.(*endpointv3.ClusterLoadAssignment); isCLA {
+			all[i] = o
 		}
 	}
-	return out
+	return all, changed
 }
 
 // edsClusters lists the names under which the group's EDS clusters ask for

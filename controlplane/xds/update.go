@@ -149,8 +149,8 @@ func (s *Server) generateEndpoints(m *model.Mesh, g *group) (_ *translate.Resour
 	defer func() { s.metrics.translateDur.WithLabelValues("endpoints").Observe(time.Since(start).Seconds()) }()
 	s.metrics.translations.WithLabelValues("endpoints").Inc()
 	last := g.resources()
-	eps := s.gen.Endpoints(m, edsClusters(last))
-	if err := s.gen.Validate(&translate.Resources{Endpoints: g.changedEndpoints(eps), Origins: last.Origins}); err != nil {
+	eps, changed := g.reuseEndpoints(s.gen.Endpoints(m, edsClusters(last)))
+	if err := s.gen.Validate(&translate.Resources{Endpoints: changed, Origins: last.Origins}); err != nil {
 		return nil, err
 	}
 	return withEndpoints(last, eps), nil
