@@ -36,7 +36,7 @@ func (s *Server) Update(m *model.Mesh) error {
 	defer s.updateMu.Unlock()
 	s.dropIdleGroups(time.Now())
 
-	hash, hashErr := structureHash(m)
+	hash, hashErr := model.StructureHash(m)
 	if hashErr != nil {
 		s.log.Warn("cannot hash mesh; translating everything", zap.Error(hashErr))
 	}
