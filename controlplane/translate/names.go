@@ -8,7 +8,7 @@ import (
 
 // ClusterName is Istio's outbound cluster name: outbound|port|subset|host.
 func ClusterName(host string, port uint32, subset string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", port, subset, host)
+	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + host
 }
 
 // ParseClusterName splits an outbound cluster name; ok is false for other names.
@@ -28,7 +28,9 @@ func ParseClusterName(name string) (host string, port uint32, subset string, ok 
 func ListenerName(port uint32) string { return fmt.Sprintf("0.0.0.0_%d", port) }
 
 // HostPort is "host:port", the proxyless listener and route config name.
-func HostPort(host string, port uint32) string { return fmt.Sprintf("%s:%d", host, port) }
+func HostPort(host string, port uint32) string {
+	return host + ":" + strconv.FormatUint(uint64(port), 10)
+}
 
 // HostMatches reports whether a concrete or wildcard host a falls within the
 // (possibly wildcard) host pattern b, or b within a: Istio binds a

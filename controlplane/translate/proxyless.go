@@ -1,7 +1,7 @@
 package translate
 
 import (
-	"fmt"
+	"strconv"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -53,7 +53,7 @@ func meshVirtualHost(m *model.Mesh, ix index, rcName string, vi int, vhName stri
 		for i := range vs.HTTP {
 			opts := RouteOptions{Kind: kind, Port: port.Number, Policies: ix.policy, Gateway: model.MeshGateway, Namespace: vs.Namespace}
 			for _, rt := range Routes(&vs.HTTP[i], opts) {
-				r.Origins[fmt.Sprintf("%s#virtual_hosts[%d].routes[%d]", OriginKey(KindRoute, rcName), vi, len(vh.Routes))] = vs.Source
+				r.Origins[routeOriginKey(rcName, vi, len(vh.Routes))] = vs.Source
 				vh.Routes = append(vh.Routes, rt)
 			}
 		}
@@ -63,4 +63,10 @@ func meshVirtualHost(m *model.Mesh, ix index, rcName string, vi int, vhName stri
 		vh.Routes = []*routev3.Route{defaultRoute(cluster, HashPolicy(ix.policy(cluster)))}
 	}
 	return vh
+}
+
+// routeOriginKey is the Origins key of one route,
+// "RouteConfiguration/<rc>#virtual_hosts[<vi>].routes[<ri>]".
+func routeOriginKey(rc string, vi, ri int) string {
+	return OriginKey(KindRoute, rc) + "#virtual_hosts[" + strconv.Itoa(vi) + "].routes[" + strconv.Itoa(ri) + "]"
 }
