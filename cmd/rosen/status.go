@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -91,7 +93,7 @@ func printStatus(w io.Writer, body []byte) error {
 	}
 	fmt.Fprintf(w, "config: %d accepted, %d rejected\n", s.Config.Accepted, s.Config.Rejected)
 	for _, e := range s.Config.Errors {
-		fmt.Fprintf(w, "  REJECTED %s\n", e.Error())
+		fmt.Fprintf(w, "  REJECTED %s\n", printable(e.Error()))
 	}
 	if len(s.XDS.Nodes) == 0 {
 		fmt.Fprintln(w, "no proxies connected")
@@ -116,10 +118,11 @@ func printStatus(w io.Writer, body []byte) error {
 				id, kind, since = "", "", ""
 			}
 			short := t[strings.LastIndex(t, ".")+1:]
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, kind, since, short, ts.SentVersion, ts.AckedVersion, nack)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(id), printable(kind), since, printable(short),
+				printable(ts.SentVersion), printable(ts.AckedVersion), printable(nack))
 		}
 		if len(types) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", n.ID, n.Kind, time.Since(n.ConnectedSince).Round(time.Second))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", printable(n.ID), printable(n.Kind), time.Since(n.ConnectedSince).Round(time.Second))
 		}
 	}
 	return tw.Flush()
@@ -136,4 +139,29 @@ func dialAddr(addr string) string {
 		addr = "127.0.0.1" + strings.TrimPrefix(addr, "0.0.0.0")
 	}
 	return addr
+}
+
+// printable makes text from the network safe for a terminal: node ids and
+// NACK messages come from proxies, and an escape sequence in them could
+// forge table rows or clear the operator's screen. Long values are cut.
+func printable(s string) string {
+	const maxLen = 200
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxLen {
+			b.WriteString("…")
+			break
+		}
+		n++
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsControl(r) || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -6,11 +6,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
@@ -66,14 +64,14 @@ func printClusters(w io.Writer, client *http.Client, addr string) error {
 		if len(problems) > 0 {
 			p = strings.Join(problems, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%d\t%s\n", quoteUnsafe(c.ID), c.Config, c.State,
-			time.Since(c.Since).Round(time.Second), n, c.Resyncs, quoteUnsafe(p))
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%d\t%s\n", printable(c.ID), c.Config, c.State,
+			time.Since(c.Since).Round(time.Second), n, c.Resyncs, printable(p))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, e := range doc.LeftOut {
-		fmt.Fprintf(w, "  LEFT OUT %s\n", quoteUnsafe(e.Error()))
+		fmt.Fprintf(w, "  LEFT OUT %s\n", printable(e.Error()))
 	}
 	return nil
 }
@@ -87,12 +85,3 @@ func sortedKinds(m map[string]string) []string {
 	return ks
 }
 
-// quoteUnsafe prints a value from the network (a cluster id, an API
-// server's error) as is when it is plain text, and Go-quoted when it holds
-// control characters, so it cannot move the cursor or forge table rows.
-func quoteUnsafe(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	return strconv.Quote(s)
-}

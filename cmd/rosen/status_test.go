@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestStatusTableIsSafeForTerminals(t *testing.T) {
+	body := `{"config":{"accepted":1,"rejected":0,"errors":[]},"xds":{"nodes":[{"id":"evil\u001b[2J\u001b[Hnode\nfake-row","kind":"proxyless","connectedSince":"2026-01-01T00:00:00Z",
+	"types":{"type.googleapis.com/envoy.config.listener.v3.Listener":{"sentVersion":"1","ackedVersion":"1","lastNack":{"version":"2","message":"bad\u001b[31m red\u202e"}}}}]}}`
+	var out bytes.Buffer
+	if err := printStatus(&out, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.ContainsRune(s, 0x1b) || strings.ContainsRune(s, 0x202e) {
+		t.Fatalf("escape sequences reached the terminal: %q", s)
+	}
+	if strings.Count(s, "\n") != 3 { // config line, header, one node row
+		t.Fatalf("a newline in a node id forged a row:\n%s", s)
+	}
+	if !strings.Contains(s, `evil\u001b[2J`) {
+		t.Fatalf("control characters should be shown escaped:\n%s", s)
+	}
+}
+
+func TestStatusWithNoProxies(t *testing.T) {
+	var out bytes.Buffer
+	if err := printStatus(&out, []byte(`{"config":{"accepted":2,"rejected":1,"errors":[{"source":{"file":"a.yaml:3","kind":"VirtualService","namespace":"default","name":"r"},"field":"spec.hosts","message":"required"}]},"xds":{"nodes":[]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := "config: 2 accepted, 1 rejected\n  REJECTED a.yaml:3: VirtualService default/r: spec.hosts: required\nno proxies connected\n"
+	if out.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestDialAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080": "127.0.0.1:8080", "http://127.0.0.1:28080/": "127.0.0.1:28080", "0.0.0.0:15010": "127.0.0.1:15010", "h:1": "h:1",
+	} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
