@@ -84,4 +84,3 @@ func sortedKinds(m map[string]string) []string {
 	sort.Strings(ks)
 	return ks
 }
-
