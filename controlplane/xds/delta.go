@@ -141,24 +141,9 @@ func uniqueNames(names []string) []string {
 // flushDelta sends every response that is due. Delta clients need not
 // answer one response before the next, so only changes gate a response.
 func (st *stream) flushDelta(ds deltaConn) error {
-	var out []*response
-	if st.group != nil && len(st.watches) > 0 {
-		st.group.mu.Lock()
-		for _, t := range servedTypes {
-			w := st.watches[t]
-			if w == nil {
-				continue
-			}
-			r, err := w.buildDelta()
-			if err != nil {
-				st.group.mu.Unlock()
-				return status.Error(codes.Internal, err.Error())
-			}
-			if r != nil {
-				out = append(out, r)
-			}
-		}
-		st.group.mu.Unlock()
+	out, _, err := st.due((*watch).buildDelta)
+	if err != nil {
+		return err
 	}
 	for _, t := range st.queued {
 		r, err := newResponse(t, unsupportedVersion, &discoveryv3.DeltaDiscoveryResponse{TypeUrl: t, SystemVersionInfo: unsupportedVersion})

@@ -106,25 +106,9 @@ func mergeNames(a, b []string) []string {
 // flushSotw sends every response that is due, clusters before endpoints and
 // listeners before routes.
 func (st *stream) flushSotw(ss sotwConn) error {
-	var out []*response
-	var to []*watch
-	if st.group != nil && len(st.watches) > 0 {
-		st.group.mu.Lock()
-		for _, t := range servedTypes {
-			w := st.watches[t]
-			if w == nil {
-				continue
-			}
-			r, err := w.buildSotw()
-			if err != nil {
-				st.group.mu.Unlock()
-				return status.Error(codes.Internal, err.Error())
-			}
-			if r != nil {
-				out, to = append(out, r), append(to, w)
-			}
-		}
-		st.group.mu.Unlock()
+	out, to, err := st.due((*watch).buildSotw)
+	if err != nil {
+		return err
 	}
 	for i, r := range out {
 		nonce, err := st.send(ss, r)

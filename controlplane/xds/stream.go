@@ -140,6 +140,33 @@ func (st *stream) watchFor(tc *typeCache) *watch {
 	return w
 }
 
+// due builds, under the group's lock, the responses due on the stream's
+// watches (clusters before endpoints, listeners before routes) and returns
+// them with their watches.
+func (st *stream) due(build func(*watch) (*response, error)) ([]*response, []*watch, error) {
+	if st.group == nil || len(st.watches) == 0 {
+		return nil, nil, nil
+	}
+	st.group.mu.Lock()
+	defer st.group.mu.Unlock()
+	var out []*response
+	var to []*watch
+	for _, t := range servedTypes {
+		w := st.watches[t]
+		if w == nil {
+			continue
+		}
+		r, err := build(w)
+		if err != nil {
+			return nil, nil, status.Error(codes.Internal, err.Error())
+		}
+		if r != nil {
+			out, to = append(out, r), append(to, w)
+		}
+	}
+	return out, to, nil
+}
+
 // close unparks the stream's watches and releases their subscriptions.
 func (st *stream) close() {
 	st.srv.tracker.closed(st.id)
