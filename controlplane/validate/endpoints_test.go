@@ -32,3 +32,29 @@ func TestMeshEndpoints(t *testing.T) {
 		t.Error("nil mesh passed")
 	}
 }
+
+// TestMeshErrorsOnceInProxyOrder: validate.Mesh checks proxies in
+// parallel; a problem every proxy kind sees is still reported once, and the
+// report is the same on every run.
+func TestMeshErrorsOnceInProxyOrder(t *testing.T) {
+	m := mesh()
+	m.VirtualServices[0].HTTP[0].Route[0].Cluster = "outbound|9080|v9|" + host // a cluster no proxy has
+	var first string
+	for i := 0; i < 20; i++ {
+		var got []string
+		for _, fe := range model.AsFieldErrors(validate.Mesh(m)) {
+			got = append(got, fe.Error())
+		}
+		report := strings.Join(got, "\n")
+		if i == 0 {
+			first = report
+			if n := strings.Count(report, `cluster "outbound|9080|v9|`); len(got) == 0 || n != len(got) {
+				t.Fatalf("errors:\n%s", report)
+			}
+			continue
+		}
+		if report != first {
+			t.Fatalf("run %d reported\n%s\nrun 0 reported\n%s", i, report, first)
+		}
+	}
+}

@@ -7,7 +7,9 @@ package validate
 import (
 	"fmt"
 	"regexp"
+	"runtime"
 	"sort"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -35,25 +37,42 @@ func Resources(r *translate.Resources) error {
 // Mesh translates the mesh for every Gateway (as a proxy its selector
 // matches), for proxyless clients and for sidecars, and validates each.
 // Identical problems found through several proxies are reported once.
+// Proxies are translated and checked in parallel (translation is pure),
+// one per CPU; the errors come out in proxy order whatever the timing.
 func Mesh(m *model.Mesh) error {
 	proxies := []translate.Proxy{{Kind: translate.Proxyless}, {Kind: translate.Sidecar}}
 	for _, g := range m.Gateways {
 		proxies = append(proxies, translate.Proxy{Kind: translate.Gateway, Labels: g.Selector, Namespace: g.Namespace})
 	}
+	type result struct{ translateErr, checkErr error }
+	results := make([]result, len(proxies))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range proxies {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := translate.Translate(m, p)
+			if err != nil {
+				results[i].translateErr = fmt.Errorf("translate for %s proxy: %w", p.Kind, err)
+				return
+			}
+			results[i].checkErr = Resources(r)
+		}()
+	}
+	wg.Wait()
 	var errs model.Errors
 	seen := map[string]bool{}
-	for _, p := range proxies {
-		r, err := translate.Translate(m, p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("translate for %s proxy: %w", p.Kind, err))
+	for _, res := range results {
+		if res.translateErr != nil {
+			errs = append(errs, res.translateErr)
 			continue
 		}
-		if err := Resources(r); err != nil {
-			for _, fe := range model.AsFieldErrors(err) {
-				if !seen[fe.Error()] {
-					seen[fe.Error()] = true
-					errs = append(errs, fe)
-				}
+		for _, fe := range model.AsFieldErrors(res.checkErr) {
+			if !seen[fe.Error()] {
+				seen[fe.Error()] = true
+				errs = append(errs, fe)
 			}
 		}
 	}
