@@ -101,7 +101,7 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	xdsServer := xds.New(log, xds.DefaultGenerator(), xds.Options{Registry: reg})
+	xdsServer := xds.New(log, xds.DefaultGenerator(), xds.Options{Registry: reg, IsolateGroupFailures: true})
 	kw, err := kubeOpts.newKubeWiring(log, reg)
 	if err != nil {
 		return err

@@ -47,6 +47,11 @@ func (f *fakeGen) Translate(m *model.Mesh, p translate.Proxy) (*translate.Resour
 		if strings.HasPrefix(s.Host, "panic") {
 			panic("translator bug")
 		}
+		// A "conflict" service is bad only for gateways labelled app=poison:
+		// a failure that depends on what one group's proxies claim.
+		if strings.HasPrefix(s.Host, "conflict") && p.Labels["app"] == "poison" {
+			return nil, model.Errorf(s.Source, "spec.hosts[0]", "conflicts for this label set")
+		}
 		for _, port := range s.Ports {
 			name := translate.ClusterName(s.Host, port.Number, "")
 			names = append(names, name)

@@ -164,6 +164,16 @@ func TestPerTypeServiceAndFetch(t *testing.T) {
 	if len(f.GetResources()) != 1 || f.GetVersionInfo() == "" {
 		t.Fatalf("fetch = %v", f)
 	}
+	// A name repeated many times is answered once, not once per repetition.
+	name := resourceNames(t, f)[0]
+	dup := make([]string, 5000)
+	for i := range dup {
+		dup[i] = name
+	}
+	f, err = listenerservice.NewListenerDiscoveryServiceClient(e.conn).FetchListeners(ctx, &discoveryv3.DiscoveryRequest{Node: proxylessNode("p"), ResourceNames: dup})
+	if err != nil || len(f.GetResources()) != 1 {
+		t.Fatalf("fetch of one name repeated 5,000 times: %d resources, %v", len(f.GetResources()), err)
+	}
 	if _, err := listenerservice.NewListenerDiscoveryServiceClient(e.conn).FetchListeners(ctx, &discoveryv3.DiscoveryRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("fetch without node: %v", err)
 	}

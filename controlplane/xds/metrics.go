@@ -10,7 +10,9 @@ type metrics struct {
 	translations *prometheus.CounterVec // mode: full | endpoints
 	translateDur *prometheus.HistogramVec
 	rejects      prometheus.Counter
-	pushDelay    prometheus.Histogram
+	// groupRefusals counts nodes refused because MaxGroups was reached.
+	groupRefusals prometheus.Counter
+	pushDelay     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,9 +47,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rosen_xds_config_rejects_total",
 			Help: "Meshes rejected by the validation gate (the last good configuration stayed in force).",
 		}),
+		groupRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rosen_xds_group_refusals_total",
+			Help: "Nodes refused because the number of proxy groups reached its limit.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.pushes, m.nacks, m.translations, m.translateDur, m.rejects, m.pushDelay)
+		reg.MustRegister(m.connected, m.pushes, m.nacks, m.translations, m.translateDur, m.rejects, m.pushDelay, m.groupRefusals)
 	}
 	return m
 }

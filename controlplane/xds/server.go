@@ -50,6 +50,37 @@ type Options struct {
 	// GroupIdleTimeout drops a proxy group that has had no stream for this
 	// long (default 10 minutes; negative keeps groups forever).
 	GroupIdleTimeout time.Duration
+	// IsolateGroupFailures keeps one proxy group's failure from blocking the
+	// others. Set it when the mesh has already passed a gate that checks
+	// every declared proxy shape (validate.Mesh, as the runner does): then a
+	// group can fail only because of what its proxies claim (a label set
+	// that selects two conflicting Gateways, say), and such a proxy must
+	// not freeze configuration for the whole mesh. The failing group keeps
+	// its last good resources (or gets none) and shows the error in Status;
+	// the others move on. Unset, any failing group rejects the whole mesh.
+	IsolateGroupFailures bool
+	// MaxGroups caps the proxy groups (distinct gateway label sets, sidecar
+	// namespaces, proxyless) alive at once (default 1,000). A node that
+	// would start one more is refused with ResourceExhausted.
+	MaxGroups int
+}
+
+// DefaultMaxGroups is Options.MaxGroups when unset.
+const DefaultMaxGroups = 1000
+
+func (o Options) maxGroups() int {
+	if o.MaxGroups > 0 {
+		return o.MaxGroups
+	}
+	return DefaultMaxGroups
+}
+
+// truncateID keeps error messages about hostile node ids short.
+func truncateID(id string) string {
+	if len(id) > 128 {
+		return id[:128] + "…"
+	}
+	return id
 }
 
 // DefaultMaxResourceNames is Options.MaxResourceNames when unset.
@@ -183,6 +214,15 @@ func (s *Server) groupFor(n *corev3.Node) (*group, error) {
 	s.mu.RUnlock()
 	if g != nil {
 		return g, nil
+	}
+	// Every distinct label set a client claims is a group translated on
+	// every change: bound them, so made-up label sets cannot stall the mesh.
+	s.mu.RLock()
+	count := len(s.groups)
+	s.mu.RUnlock()
+	if limit := s.opts.maxGroups(); count >= limit {
+		s.metrics.groupRefusals.Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "xds: %d proxy groups already (limit %d); node %q would start another", count, limit, truncateID(info.ID))
 	}
 	s.nextSerial++
 	g = newGroup(info.Group, info.Proxy, fmt.Sprintf("%s.%d.", s.bootID, s.nextSerial), time.Now())

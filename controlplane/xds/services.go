@@ -138,7 +138,15 @@ func (s *Server) fetch(_ context.Context, req *discoveryv3.DiscoveryRequest, typ
 		resp.Resources = anys(tc.allEntries())
 		return resp, nil
 	}
+	// Each resource at most once, however often it is named: a request that
+	// repeats one large route config 10,000 times must not build a
+	// response 10,000 times its size.
+	seen := make(map[string]bool, len(req.GetResourceNames()))
 	for _, name := range req.GetResourceNames() {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		if e := tc.entries[name]; e != nil {
 			resp.Resources = append(resp.Resources, e.any)
 		}

@@ -85,7 +85,11 @@ func (s *Server) Update(m *model.Mesh) error {
 		plans = append(plans, plan{g, results[i]})
 	}
 	if len(failures) > 0 {
-		return s.reject(failures)
+		if !s.opts.IsolateGroupFailures {
+			return s.reject(failures)
+		}
+		s.isolate(groups, failures)
+		failures = nil
 	}
 
 	types := servedTypes
@@ -124,6 +128,23 @@ func (s *Server) Update(m *model.Mesh) error {
 		zap.Int("groups", len(plans)), zap.Any("changed", changes), zap.Duration("took", time.Since(start)),
 		zap.Duration("translateAndGate", gated.Sub(start)), zap.Duration("publish", time.Since(gated)))
 	return nil
+}
+
+// isolate marks groups whose translation failed; they keep their last good
+// resources while the other groups publish (Options.IsolateGroupFailures).
+func (s *Server) isolate(groups []*group, failures []groupFailure) {
+	byKey := make(map[string]*group, len(groups))
+	for _, g := range groups {
+		byKey[g.key] = g
+	}
+	for _, f := range failures {
+		err := groupErrors([]groupFailure{f})
+		if g := byKey[f.group]; g != nil {
+			g.setErr(err)
+		}
+		s.log.Warn("a proxy group cannot take this configuration; it keeps its last good one while the others move on",
+			zap.String("group", f.group), zap.Error(err))
+	}
 }
 
 // reject keeps the last good mesh in force and records why m was refused.
