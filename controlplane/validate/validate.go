@@ -41,6 +41,11 @@ func Resources(r *translate.Resources) error {
 // one per CPU; the errors come out in proxy order whatever the timing.
 func Mesh(m *model.Mesh) error {
 	proxies := []translate.Proxy{{Kind: translate.Proxyless}, {Kind: translate.Sidecar}}
+	// A sidecar's config depends on its namespace (short host names resolve
+	// there), so check one in every namespace the mesh mentions.
+	for _, ns := range meshNamespaces(m) {
+		proxies = append(proxies, translate.Proxy{Kind: translate.Sidecar, Namespace: ns})
+	}
 	for _, g := range m.Gateways {
 		proxies = append(proxies, translate.Proxy{Kind: translate.Gateway, Labels: g.Selector, Namespace: g.Namespace})
 	}
@@ -109,6 +114,28 @@ func sortedSet(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// meshNamespaces lists, sorted, the namespaces of the mesh's services,
+// gateways and virtual services.
+func meshNamespaces(m *model.Mesh) []string {
+	seen := map[string]bool{}
+	for _, s := range m.Services {
+		seen[s.Namespace] = true
+	}
+	for _, g := range m.Gateways {
+		seen[g.Namespace] = true
+	}
+	for _, vs := range m.VirtualServices {
+		seen[vs.Namespace] = true
+	}
+	delete(seen, "")
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
 	}
 	sort.Strings(out)
 	return out
