@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rosenmesh/rosen/console"
+	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
 // A serveModule is a part of Rosen that `rosen serve` runs beside the xDS
@@ -33,6 +34,10 @@ type moduleEnv struct {
 	HTTP     *console.Server // Rosen's one HTTP port (:8080); mount routes with HTTP.Mount
 	DataDir  string          // --data
 	Config   []string        // --config folders (modules may read their own kinds from them)
+	// OnMesh registers a function called with every mesh the control plane
+	// publishes, so modules follow the one config path instead of re-reading
+	// the sources.
+	OnMesh func(func(*model.Mesh))
 }
 
 var serveModules []serveModule

@@ -156,7 +156,11 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 		}
 		n++
 		run(func() { rl.SweepEvery(ctx, time.Minute) })
-		if len(mj.dirs) > 0 {
+		if env.OnMesh != nil {
+			// Follow the control plane's published mesh: one config path,
+			// no second parse of every file on every change.
+			env.OnMesh(mj.follow)
+		} else if len(mj.dirs) > 0 {
 			n++
 			run(func() { mj.watch(ctx, f.pollPeriod) })
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	security "istio.io/api/security/v1beta1"
 
 	"github.com/rosenmesh/rosen/controlplane/config"
+	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/policy/folderwatch"
 	"github.com/rosenmesh/rosen/policy/jwt"
 )
@@ -24,6 +26,10 @@ type meshJWT struct {
 	static []jwt.Provider
 	tokens *jwt.Reloadable
 	mu     sync.Mutex // serialises reloads from several folders
+
+	// followed and lastFromMesh remember what follow last put in force.
+	followed     bool
+	lastFromMesh []jwt.Provider
 }
 
 // reload reads the RequestAuthentications under dirs and puts the merged
@@ -88,4 +94,26 @@ func (m *meshJWT) watch(ctx context.Context, interval time.Duration) {
 		}()
 	}
 	wg.Wait()
+}
+
+// follow puts in force the RequestAuthentications of a published mesh, when
+// they differ from the last ones seen (most changes touch routes or
+// endpoints, not issuers).
+func (m *meshJWT) follow(mesh *model.Mesh) {
+	var fromMesh []jwt.Provider
+	if mesh.Security != nil {
+		for _, ra := range mesh.Security.RequestAuthentications {
+			fromMesh = append(fromMesh, jwt.FromJWTRules(ra.Rules)...)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.followed && reflect.DeepEqual(fromMesh, m.lastFromMesh) {
+		return
+	}
+	if err := m.apply(fromMesh); err != nil {
+		m.log.Error("JWT providers not reloaded; the previous ones stay in force", zap.Error(err))
+		return
+	}
+	m.followed, m.lastFromMesh = true, fromMesh
 }

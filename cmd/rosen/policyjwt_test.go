@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/rosenmesh/rosen/controlplane/config"
+	"github.com/rosenmesh/rosen/controlplane/istio"
+	"github.com/rosenmesh/rosen/controlplane/model"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,5 +84,53 @@ func TestMeshJWTFollowsConfig(t *testing.T) {
 	}
 	if err := verify(b); err != nil {
 		t.Fatalf("providers in force lost on a broken config: %v", err)
+	}
+}
+
+// The serve path: providers follow each mesh the control plane publishes.
+func TestMeshJWTFollowsPublishedMesh(t *testing.T) {
+	meshFor := func(is *testissuer.Issuer) *model.Mesh {
+		dir := t.TempDir()
+		writeRA(t, dir, is.URL(), is.JWKSURL())
+		set, err := config.LoadDirs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mesh, err := istio.Build(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mesh
+	}
+	a, err := testissuer.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := testissuer.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	v, _ := jwt.New(nil, jwt.Options{})
+	m := &meshJWT{log: zap.NewNop(), tokens: jwt.NewReloadable(v)}
+	verify := func(is *testissuer.Issuer) error {
+		tok, _ := is.Token(testissuer.Claims{Subject: "alice", Audience: []string{"shop"}})
+		_, err := m.tokens.Verify(context.Background(), map[string]string{"authorization": "Bearer " + tok}, nil)
+		return err
+	}
+	m.follow(meshFor(a))
+	if err := verify(a); err != nil {
+		t.Fatalf("issuer of the published RequestAuthentication: %v", err)
+	}
+	if err := verify(b); !errors.Is(err, jwt.ErrUnknownIssuer) {
+		t.Fatalf("issuer not published: %v", err)
+	}
+	m.follow(meshFor(b))
+	if err := verify(b); err != nil {
+		t.Fatalf("after the next mesh: %v", err)
+	}
+	if err := verify(a); !errors.Is(err, jwt.ErrUnknownIssuer) {
+		t.Fatalf("issuer removed by the next mesh: %v", err)
 	}
 }

@@ -140,7 +140,7 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		kw.attach(pipeline, httpServer)
 		runs = append(runs, kw.run)
 	}
-	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs}
+	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs, OnMesh: pipeline.OnAccepted}
 	for _, m := range serveModules {
 		run, err := m.start(ctx, env)
 		if err != nil {

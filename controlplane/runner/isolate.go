@@ -80,7 +80,6 @@ func (r *Runner) build(set *config.Set) (*model.Mesh, error) {
 	return istio.Build(set)
 }
 
-
 // logLeftOut logs each left-out object's problem once, when it first
 // appears (a cluster change rebuilds the mesh often; the same message on
 // every rebuild would drown the log).

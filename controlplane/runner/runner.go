@@ -34,10 +34,12 @@ type Publisher interface {
 
 // Runner owns the pipeline and the record of the last rejection.
 type Runner struct {
-	log     *zap.Logger
-	src     Source
-	pub     Publisher
-	metrics *metrics
+	// observers are called with each published mesh (OnAccepted).
+	observers []func(*model.Mesh)
+	log       *zap.Logger
+	src       Source
+	pub       Publisher
+	metrics   *metrics
 
 	// applyMu serialises apply; lastStruct is the model.StructureHash of
 	// the last mesh the publisher accepted (valid when hasLast).
@@ -162,7 +164,21 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 		return mode, err
 	}
 	r.lastStruct, r.hasLast = hash, hashErr == nil
+	for _, f := range r.observers {
+		f(mesh)
+	}
 	return mode, nil
+}
+
+// OnAccepted registers f to be called with every mesh that is published,
+// in order, after the proxies' config has moved to it. Modules that read the
+// mesh (ext_authz's JWT providers, say) follow the one config path this way
+// instead of re-reading the sources. f must not block for long. Register
+// before Run.
+func (r *Runner) OnAccepted(f func(*model.Mesh)) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	r.observers = append(r.observers, f)
 }
 
 // Ready reports whether a good configuration is being served.
