@@ -126,7 +126,7 @@ func startRosen(t *testing.T, configDir string) *rosen {
 }
 
 // startRosenIn runs `rosen serve` in workDir; an empty configDir leaves --config at its default.
-func startRosenIn(t *testing.T, workDir, configDir string) *rosen {
+func startRosenIn(t *testing.T, workDir, configDir string, extra ...string) *rosen {
 	t.Helper()
 	r := &rosen{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,6 +135,7 @@ func startRosenIn(t *testing.T, workDir, configDir string) *rosen {
 	if configDir != "" {
 		args = append(args, "--config", configDir)
 	}
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, rosenBin, args...)
 	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = r.logs, r.logs
@@ -150,7 +151,7 @@ func startRosenIn(t *testing.T, workDir, configDir string) *rosen {
 			t.Logf("rosen logs:\n%s", r.logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
 		if err == nil {
@@ -160,7 +161,7 @@ func startRosenIn(t *testing.T, workDir, configDir string) *rosen {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rosen not ready after 20s (last: %v)\n%s", err, r.logs.String())
+			t.Fatalf("rosen not ready after 60s (last: %v)\n%s", err, r.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

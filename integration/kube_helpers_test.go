@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,36 +97,7 @@ func serviceAccountToken(t *testing.T, cfg *rest.Config) string {
 // startRosenArgs runs `rosen serve` with extra arguments (and no --config).
 func startRosenArgs(t *testing.T, extra ...string) *rosen {
 	t.Helper()
-	r := &rosen{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &syncBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"serve", "--grpc-addr", r.grpcAddr, "--http-addr", r.httpAddr,
-		"--data", t.TempDir(), "--log-format", "json"}, extra...)
-	cmd := exec.CommandContext(ctx, rosenBin, args...)
-	cmd.Stdout, cmd.Stderr = r.logs, r.logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("rosen logs:\n%s", r.logs.String())
-		}
-	})
-	eventually(t, 60*time.Second, func() error {
-		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		return nil
-	})
-	return r
+	return startRosenIn(t, "", "", extra...)
 }
 
 // startBackendOn is startBackend on a given local address.
