@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ type Options struct {
 	Store    store.Store
 	Log      *zap.Logger
 	Registry prometheus.Registerer
-	Caller   Caller        // NewHTTPCaller(CallTimeout)
+	Caller   Caller        // NewSchemeCaller(CallTimeout): http(s):// and grpc:// actions
 	Owner    string        // this replica's name in leases: host-pid-random
 	Lease    time.Duration // 15s: how long a claimed transaction is ours before another replica may take it
 	Poll     time.Duration // 200ms: how often due work is claimed
@@ -94,7 +95,7 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	if opts.Caller == nil {
-		opts.Caller = NewHTTPCaller(opts.CallTimeout)
+		opts.Caller = NewSchemeCaller(opts.CallTimeout)
 	}
 	if opts.Owner == "" {
 		host, _ := os.Hostname()
@@ -148,6 +149,28 @@ func checkURL(raw string) error {
 	return nil
 }
 
+// checkAction checks a confirm/cancel endpoint: an absolute http(s) URL, or
+// grpc://host:port/package.Service/Method with a payload that is empty or a
+// JSON object (and no method other than POST).
+func checkAction(a store.Action) error {
+	if !strings.HasPrefix(strings.ToLower(a.URL), "grpc") {
+		if err := checkURL(a.URL); err != nil {
+			return fmt.Errorf("%w (or grpc://host:port/package.Service/Method)", err)
+		}
+		return nil
+	}
+	if _, err := ParseGRPCEndpoint(a.URL); err != nil {
+		return err
+	}
+	if a.Method != "" && a.Method != http.MethodPost {
+		return fmt.Errorf("%w: method %q is meaningless for a gRPC endpoint", ErrBadInput, a.Method)
+	}
+	if _, err := grpcPayload(a.Body); err != nil {
+		return err
+	}
+	return nil
+}
+
 func checkPolicy(p store.Policy) error {
 	if p.Initial <= 0 || p.Max < p.Initial || p.Limit < 1 || p.Limit > 10000 {
 		return fmt.Errorf("%w: retry policy %+v: want initial > 0, max >= initial, 1 <= limit <= 10000", ErrBadInput, p)
@@ -183,7 +206,7 @@ func checkBranch(b store.Branch) error {
 		if a.URL == "" {
 			continue
 		}
-		if err := checkURL(a.URL); err != nil {
+		if err := checkAction(a); err != nil {
 			return fmt.Errorf("branch %s: %w", b.ID, err)
 		}
 		switch a.Method {

@@ -242,8 +242,11 @@ func (c *Coordinator) Close() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
-	if hc, ok := c.opts.Caller.(*HTTPCaller); ok {
-		hc.CloseIdle()
+	switch cl := c.opts.Caller.(type) {
+	case *HTTPCaller:
+		cl.CloseIdle()
+	case interface{ Close() }:
+		cl.Close()
 	}
 	c.alert.close()
 }

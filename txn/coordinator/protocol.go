@@ -132,10 +132,7 @@ func (c *HTTPCaller) CloseIdle() { c.Client.CloseIdleConnections() }
 
 // Call implements Caller.
 func (c *HTTPCaller) Call(ctx context.Context, t *store.Txn, b *store.Branch, phase string) Outcome {
-	a := b.Confirm
-	if phase == PhaseCancel {
-		a = b.Cancel
-	}
+	a := actionFor(b, phase)
 	if a.URL == "" {
 		return Outcome{Result: Done, Detail: "no " + phase + " action"}
 	}

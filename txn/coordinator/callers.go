@@ -1,0 +1,44 @@
+package coordinator
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/rosenmesh/rosen/txn/store"
+)
+
+// SchemeCaller sends each call by its action's scheme: grpc:// to GRPC,
+// everything else (http, https) to HTTP. It is the coordinator's default.
+type SchemeCaller struct {
+	HTTP *HTTPCaller
+	GRPC *GRPCCaller
+}
+
+// NewSchemeCaller returns HTTP and gRPC callers sharing one per-call timeout.
+func NewSchemeCaller(timeout time.Duration) *SchemeCaller {
+	return &SchemeCaller{HTTP: NewHTTPCaller(timeout), GRPC: NewGRPCCaller(timeout)}
+}
+
+// Call implements Caller.
+func (c *SchemeCaller) Call(ctx context.Context, t *store.Txn, b *store.Branch, phase string) Outcome {
+	a := actionFor(b, phase)
+	if strings.HasPrefix(a.URL, GRPCScheme) {
+		return c.GRPC.Call(ctx, t, b, phase)
+	}
+	return c.HTTP.Call(ctx, t, b, phase)
+}
+
+// Close releases pooled HTTP connections and cached gRPC connections.
+func (c *SchemeCaller) Close() {
+	c.HTTP.CloseIdle()
+	c.GRPC.Close()
+}
+
+// actionFor is b's action for phase (confirm, or cancel).
+func actionFor(b *store.Branch, phase string) store.Action {
+	if phase == PhaseCancel {
+		return b.Cancel
+	}
+	return b.Confirm
+}
