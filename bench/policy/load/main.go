@@ -7,6 +7,9 @@
 // p50/p90/p99/max per rate.
 //
 //	go run ./bench/policy/load -rates 1000,5000 -duration 20s
+//
+// With -rls it sends ShouldRateLimit requests instead, to any RLS on
+// loopback (-target: Rosen or envoyproxy/ratelimit), see rls.go.
 package main
 
 import (
@@ -35,7 +38,18 @@ func main() {
 	rates := flag.String("rates", "1000,5000", "requests per second, comma-separated")
 	duration := flag.Duration("duration", 20*time.Second, "measuring time per rate (after 2s of warm-up)")
 	conns := flag.Int("conns", 4, "gRPC connections")
+	rls := flag.Bool("rls", false, "send ShouldRateLimit (envoy.service.ratelimit.v3) to -target instead of ext_authz")
+	target := flag.String("target", "", "RLS address on 127.0.0.1 (with -rls)")
+	domain := flag.String("domain", "rlbench", "RLS domain (with -rls)")
+	users := flag.Int("users", 1000, "distinct user descriptor values, one counter each (with -rls)")
 	flag.Parse()
+	if *rls {
+		if err := runRLS(*target, *domain, *users, *rates, *duration, *conns); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *serveMode {
 		if err := serve(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -94,14 +108,18 @@ func run(addr, token, rates string, duration time.Duration, nconns int) error {
 			"authorization": "Bearer " + token, "x-request-id": "r", "user-agent": "load"},
 	}}}}
 	fmt.Printf("GOMAXPROCS %d, %d connections, %s per rate\n", runtime.GOMAXPROCS(0), nconns, duration)
-	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max")
+	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved")
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("rate %q", r)
 		}
-		phase(clients, req, rate, 2*time.Second) // warm-up, not reported
-		res := phase(clients, req, rate, duration)
+		send := func(ctx context.Context, i int) (bool, error) {
+			resp, err := clients[i%len(clients)].Check(ctx, req)
+			return resp.GetOkResponse() != nil, err
+		}
+		phase(send, rate, 2*time.Second) // warm-up, not reported
+		res := phase(send, rate, duration)
 		fmt.Println(res)
 	}
 	return nil
@@ -111,7 +129,11 @@ type result struct {
 	rate                 int
 	lat                  []time.Duration
 	errors, denied, sent int
+	elapsed              time.Duration // from the first due time to the last answer
 }
+
+// perSecond is the achieved rate: answers over the time they took.
+func (r result) perSecond() float64 { return float64(r.sent) / r.elapsed.Seconds() }
 
 func (r result) String() string {
 	slices.Sort(r.lat)
@@ -121,15 +143,17 @@ func (r result) String() string {
 		}
 		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
 	}
-	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
-		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond))
+	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s", r.rate, r.sent, r.errors, r.denied,
+		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond),
+		r.perSecond())
 }
 
-// phase sends rate requests/s for d, open loop: request i is due at
-// start + i/rate and its latency is measured from then. The sender wakes
+// phase calls send rate times a second for d, open loop: request i is due
+// at start + i/rate and its latency is measured from then. The sender wakes
 // every millisecond and sends what has come due, so its own sleeps do not
-// slow the schedule down.
-func phase(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, rate int, d time.Duration) result {
+// slow the schedule down. send reports whether the answer was a pass
+// (allowed / not over the limit).
+func phase(send func(ctx context.Context, i int) (bool, error), rate int, d time.Duration) result {
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	lat := make([]time.Duration, n)
@@ -150,10 +174,10 @@ func phase(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, rate 
 			go func(i int, due time.Time) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				resp, err := clients[i%len(clients)].Check(ctx, req)
+				ok, err := send(ctx, i)
 				cancel()
 				lat[i] = time.Since(due)
-				if err != nil || resp.GetOkResponse() == nil {
+				if err != nil || !ok {
 					mu.Lock()
 					if err != nil {
 						res.errors++
@@ -166,6 +190,7 @@ func phase(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, rate 
 		}
 	}
 	wg.Wait()
+	res.elapsed = time.Since(start)
 	res.lat = lat
 	return res
 }
