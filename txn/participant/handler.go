@@ -47,30 +47,41 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Payload = payload
-	ctx := r.Context()
-	switch c.Phase {
-	case coordinator.PhaseTry:
-		err = s.Barrier.Try(ctx, c.Branch, func(tx *sql.Tx) error { return s.Try(ctx, tx, c) })
-	case coordinator.PhaseConfirm:
-		err = s.Barrier.Confirm(ctx, c.Branch, func(tx *sql.Tx) error { return s.Confirm(ctx, tx, c) })
-	case coordinator.PhaseCancel:
-		err = s.Barrier.Cancel(ctx, c.Branch, func(tx *sql.Tx, tried barrier.TryState) error {
-			c.Tried = tried
-			return s.Cancel(ctx, tx, c)
-		})
-	default:
-		answer(w, http.StatusBadRequest, "FAILURE", "missing or unknown "+coordinator.HeaderPhase+" header")
-		return
-	}
+	err = s.run(r.Context(), c)
 	switch {
 	case err == nil:
 		answer(w, http.StatusOK, "SUCCESS", "")
-	case errors.Is(err, ErrRefused), errors.Is(err, barrier.ErrHanging), errors.Is(err, barrier.ErrConflict),
-		errors.Is(err, barrier.ErrNotTried), errors.Is(err, barrier.ErrBadInput):
+	case errors.Is(err, errUnknownPhase):
+		answer(w, http.StatusBadRequest, "FAILURE", err.Error())
+	case refused(err):
 		answer(w, http.StatusConflict, "FAILURE", err.Error())
 	default:
 		answer(w, http.StatusInternalServerError, "ONGOING", err.Error())
 	}
+}
+
+var errUnknownPhase = errors.New("participant: missing or unknown " + coordinator.HeaderPhase + " header")
+
+// run runs c's phase behind the barrier.
+func (s *Service) run(ctx context.Context, c Call) error {
+	switch c.Phase {
+	case coordinator.PhaseTry:
+		return s.Barrier.Try(ctx, c.Branch, func(tx *sql.Tx) error { return s.Try(ctx, tx, c) })
+	case coordinator.PhaseConfirm:
+		return s.Barrier.Confirm(ctx, c.Branch, func(tx *sql.Tx) error { return s.Confirm(ctx, tx, c) })
+	case coordinator.PhaseCancel:
+		return s.Barrier.Cancel(ctx, c.Branch, func(tx *sql.Tx, tried barrier.TryState) error {
+			c.Tried = tried
+			return s.Cancel(ctx, tx, c)
+		})
+	}
+	return errUnknownPhase
+}
+
+// refused reports whether err means the call can never succeed.
+func refused(err error) bool {
+	return errors.Is(err, ErrRefused) || errors.Is(err, barrier.ErrHanging) || errors.Is(err, barrier.ErrConflict) ||
+		errors.Is(err, barrier.ErrNotTried) || errors.Is(err, barrier.ErrBadInput)
 }
 
 func answer(w http.ResponseWriter, code int, status, msg string) {
