@@ -23,7 +23,7 @@ func NewSchemeCaller(timeout time.Duration) *SchemeCaller {
 // Call implements Caller.
 func (c *SchemeCaller) Call(ctx context.Context, t *store.Txn, b *store.Branch, phase string) Outcome {
 	a := actionFor(b, phase)
-	if strings.HasPrefix(a.URL, GRPCScheme) {
+	if len(a.URL) >= len(GRPCScheme) && strings.EqualFold(a.URL[:len(GRPCScheme)], GRPCScheme) { // url.Parse accepts GRPC:// too
 		return c.GRPC.Call(ctx, t, b, phase)
 	}
 	return c.HTTP.Call(ctx, t, b, phase)

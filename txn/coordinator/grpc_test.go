@@ -279,7 +279,9 @@ func TestMixedHTTPAndGRPCBranchesCommit(t *testing.T) {
 		if err := c.Register(ctx, tx.ID, hp.branch("http")); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Register(ctx, tx.ID, gp.branch("grpc")); err != nil {
+		gb := gp.branch("grpc")
+		gb.Confirm.URL = "GRPC" + strings.TrimPrefix(gb.Confirm.URL, "grpc") // schemes are case-insensitive
+		if err := c.Register(ctx, tx.ID, gb); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Commit(ctx, tx.ID, 0); err != nil {
