@@ -99,6 +99,13 @@ func TestConfirmFailingForeverGetsStuckAndAlerted(t *testing.T) {
 		if got.Attempts != 4 || got.StuckPhase != store.Confirming || got.LastError == "" || p.phases("forever")["confirm"] != 4 {
 			t.Fatalf("stuck %+v, calls %v", got, p.phases("forever"))
 		}
+		// The stuck state is committed before the webhook is sent: wait for it.
+		for i := 0; metric(t, reg, "rosen_txn_alert_webhook_total", "") == 0; i++ {
+			if i == 6000 { // a watchdog far beyond what delivery needs
+				t.Fatal("webhook never called")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		mu.Lock()
 		if len(alerts) != 1 || alerts[0].TxnID != "forever" || alerts[0].Event != "txn.stuck" {
 			t.Fatalf("alerts %+v", alerts)
