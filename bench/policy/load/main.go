@@ -132,8 +132,9 @@ type result struct {
 	elapsed              time.Duration // from the first due time to the last answer
 }
 
-// perSecond is the achieved rate: answers over the time they took.
-func (r result) perSecond() float64 { return float64(r.sent) / r.elapsed.Seconds() }
+// perSecond is the achieved rate: answers that were not errors over the
+// time they took.
+func (r result) perSecond() float64 { return float64(r.sent-r.errors) / r.elapsed.Seconds() }
 
 func (r result) String() string {
 	slices.Sort(r.lat)
