@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
 
 	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/controlplane/translate"
@@ -69,28 +68,13 @@ func TestEDSEndpointsOnlyShapeLoadAssignments(t *testing.T) {
 	}
 }
 
+// structureBytes is everything but the load assignments, as bytes to compare.
 func structureBytes(t *testing.T, r *translate.Resources) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	opts := proto.MarshalOptions{Deterministic: true}
-	add := func(m proto.Message) {
-		b, err := opts.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf.Write(b)
-	}
-	for _, m := range r.Listeners {
-		add(m)
-	}
-	for _, m := range r.Routes {
-		add(m)
-	}
-	for _, m := range r.Clusters {
-		add(m)
-	}
-	for _, m := range r.Secrets {
-		add(m)
-	}
+	marshalInto(t, &buf, r.Listeners)
+	marshalInto(t, &buf, r.Routes)
+	marshalInto(t, &buf, r.Clusters)
+	marshalInto(t, &buf, r.Secrets)
 	return buf.Bytes()
 }

@@ -17,29 +17,26 @@ import (
 	"github.com/rosenmesh/rosen/controlplane/validate"
 )
 
-func marshalAll(t *testing.T, r *translate.Resources) []byte {
+// marshalInto appends the deterministic wire form of each message to buf.
+func marshalInto[M proto.Message](t *testing.T, buf *bytes.Buffer, ms []M) {
 	t.Helper()
-	var buf bytes.Buffer
-	opts := proto.MarshalOptions{Deterministic: true}
-	add := func(m proto.Message) {
-		b, err := opts.Marshal(m)
+	for _, m := range ms {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		buf.Write(b)
 	}
-	for _, m := range r.Listeners {
-		add(m)
-	}
-	for _, m := range r.Routes {
-		add(m)
-	}
-	for _, m := range r.Clusters {
-		add(m)
-	}
-	for _, m := range r.Endpoints {
-		add(m)
-	}
+}
+
+// marshalAll is every resource but secrets, as bytes to compare.
+func marshalAll(t *testing.T, r *translate.Resources) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	marshalInto(t, &buf, r.Listeners)
+	marshalInto(t, &buf, r.Routes)
+	marshalInto(t, &buf, r.Clusters)
+	marshalInto(t, &buf, r.Endpoints)
 	return buf.Bytes()
 }
 
