@@ -17,6 +17,18 @@ const (
 	ratings = "ratings.default.svc.cluster.local:9080"
 )
 
+// bookinfoWith serves Istio's destination-rule-all.yaml plus one routing
+// sample over the bookinfo backends, and connects a proxyless client.
+func bookinfoWith(t *testing.T, sample, clientID string) (string, *rosen, *xdsClient) {
+	t.Helper()
+	dir := t.TempDir()
+	bookinfoBackends(t, dir)
+	copySample(t, dir, "destination-rule-all.yaml")
+	copySample(t, dir, sample)
+	r := startRosen(t, dir)
+	return dir, r, newXDSClient(t, r, clientID)
+}
+
 func mustCall(t *testing.T, c *xdsClient, target string, md ...string) string {
 	t.Helper()
 	got, err := c.call(t, target, md...)
@@ -28,12 +40,7 @@ func mustCall(t *testing.T, c *xdsClient, target string, md ...string) string {
 
 // Istio's own files: jason goes to reviews v2, everyone else to v3.
 func TestBookinfoJasonV2OthersV3(t *testing.T) {
-	dir := t.TempDir()
-	bookinfoBackends(t, dir)
-	copySample(t, dir, "destination-rule-all.yaml")
-	copySample(t, dir, "virtual-service-reviews-jason-v2-v3.yaml")
-	r := startRosen(t, dir)
-	c := newXDSClient(t, r, "jason-test")
+	_, _, c := bookinfoWith(t, "virtual-service-reviews-jason-v2-v3.yaml", "jason-test")
 
 	for i := 0; i < 20; i++ {
 		if got := mustCall(t, c, reviews, "end-user", "jason"); got != "reviews-v2" {
@@ -50,12 +57,7 @@ func TestBookinfoJasonV2OthersV3(t *testing.T) {
 
 // Istio's 80/20 file: 2,000 calls split 80/20 within ±5 points.
 func TestBookinfoWeighted8020(t *testing.T) {
-	dir := t.TempDir()
-	bookinfoBackends(t, dir)
-	copySample(t, dir, "destination-rule-all.yaml")
-	copySample(t, dir, "virtual-service-reviews-80-20.yaml")
-	r := startRosen(t, dir)
-	c := newXDSClient(t, r, "weights-test")
+	_, _, c := bookinfoWith(t, "virtual-service-reviews-80-20.yaml", "weights-test")
 
 	counts := map[string]int{}
 	const n = 2000
@@ -72,12 +74,7 @@ func TestBookinfoWeighted8020(t *testing.T) {
 
 // Istio's abort file: jason gets the fault, everyone else reaches ratings v1.
 func TestBookinfoAbortForJasonOnly(t *testing.T) {
-	dir := t.TempDir()
-	bookinfoBackends(t, dir)
-	copySample(t, dir, "destination-rule-all.yaml")
-	copySample(t, dir, "virtual-service-ratings-test-abort.yaml")
-	r := startRosen(t, dir)
-	c := newXDSClient(t, r, "abort-test")
+	_, _, c := bookinfoWith(t, "virtual-service-ratings-test-abort.yaml", "abort-test")
 
 	for i := 0; i < 10; i++ {
 		_, err := c.call(t, ratings, "end-user", "jason")
@@ -96,12 +93,7 @@ func TestBookinfoAbortForJasonOnly(t *testing.T) {
 
 // Switching the folder from all-v1 to reviews-v3 moves live clients, with no restart.
 func TestBookinfoLiveSwitch(t *testing.T) {
-	dir := t.TempDir()
-	bookinfoBackends(t, dir)
-	copySample(t, dir, "destination-rule-all.yaml")
-	copySample(t, dir, "virtual-service-all-v1.yaml")
-	r := startRosen(t, dir)
-	c := newXDSClient(t, r, "switch-test")
+	dir, _, c := bookinfoWith(t, "virtual-service-all-v1.yaml", "switch-test")
 
 	for i := 0; i < 10; i++ {
 		if got := mustCall(t, c, reviews); got != "reviews-v1" {
@@ -140,12 +132,7 @@ func TestBookinfoLiveSwitch(t *testing.T) {
 // An invalid edit is rejected as a whole, reported with file and field, and
 // clients keep routing by the previous config.
 func TestInvalidEditKeepsLastGoodConfig(t *testing.T) {
-	dir := t.TempDir()
-	bookinfoBackends(t, dir)
-	copySample(t, dir, "destination-rule-all.yaml")
-	copySample(t, dir, "virtual-service-reviews-jason-v2-v3.yaml")
-	r := startRosen(t, dir)
-	c := newXDSClient(t, r, "invalid-edit-test")
+	dir, r, c := bookinfoWith(t, "virtual-service-reviews-jason-v2-v3.yaml", "invalid-edit-test")
 	if got := mustCall(t, c, reviews, "end-user", "jason"); got != "reviews-v2" {
 		t.Fatalf("jason went to %s", got)
 	}
