@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -128,42 +126,36 @@ func newCQRSServeCommand(g *globalFlags) *cobra.Command {
 		Short: "Run a CQRS worker alone (its HTTP API, /metrics and /healthz on --http-addr)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd.Flags()); err != nil {
+			return g.daemon(cmd, func() error {
+				if !f.enabled() {
+					return errors.New("cqrs serve needs --cqrs-dir or --cqrs-rules")
+				}
+				return nil
+			}, func(ctx context.Context, log *zap.Logger) error {
+				reg := prometheus.NewRegistry()
+				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+				svc, err := f.open(ctx, log, reg, dataDir)
+				if err != nil {
+					return err
+				}
+				defer svc.Close()
+				mux := http.NewServeMux()
+				mux.Handle("/api/cqrs/", svc.Handler())
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+				ln, err := net.Listen("tcp", httpAddr)
+				if err != nil {
+					return fmt.Errorf("--http-addr: %w", err)
+				}
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = srv.Serve(ln) }()
+				log.Info("cqrs worker listening", zap.String("http", ln.Addr().String()), zap.String("eventStore", svc.EventStore().ClientURL()))
+				err = svc.Run(ctx)
+				shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(shutdown)
 				return err
-			}
-			if !f.enabled() {
-				return errors.New("cqrs serve needs --cqrs-dir or --cqrs-rules")
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			svc, err := f.open(ctx, log, reg, dataDir)
-			if err != nil {
-				return err
-			}
-			defer svc.Close()
-			mux := http.NewServeMux()
-			mux.Handle("/api/cqrs/", svc.Handler())
-			mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-			ln, err := net.Listen("tcp", httpAddr)
-			if err != nil {
-				return fmt.Errorf("--http-addr: %w", err)
-			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			go func() { _ = srv.Serve(ln) }()
-			log.Info("cqrs worker listening", zap.String("http", ln.Addr().String()), zap.String("eventStore", svc.EventStore().ClientURL()))
-			err = svc.Run(ctx)
-			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(shutdown)
-			return err
+			})
 		},
 	}
 	f.register(cmd.Flags())

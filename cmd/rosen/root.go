@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -76,6 +79,28 @@ func bindEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return firstErr
+}
+
+// daemon is how every long-running command starts: ROSEN_* variables fill
+// the flags not given, the logger is built, and the context ends on SIGINT
+// or SIGTERM. check, when not nil, runs after the flags are final.
+func (g *globalFlags) daemon(cmd *cobra.Command, check func() error, run func(ctx context.Context, log *zap.Logger) error) error {
+	if err := bindEnv(cmd.Flags()); err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, log)
 }
 
 func (g *globalFlags) logger() (*zap.Logger, error) {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,17 +41,9 @@ func newServeCommand(g *globalFlags) *cobra.Command {
 		Short: "Serve xDS (gRPC) and the console (HTTP) for the configuration in --config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return serve(ctx, log, f, !cmd.Flags().Changed("config"))
+			return g.daemon(cmd, nil, func(ctx context.Context, log *zap.Logger) error {
+				return serve(ctx, log, f, !cmd.Flags().Changed("config"))
+			})
 		},
 	}
 	fs := cmd.Flags()

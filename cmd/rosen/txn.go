@@ -9,10 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,17 +124,9 @@ func newTxnServeCommand(g *globalFlags) *cobra.Command {
 		Short: "Run only the TCC coordinator (REST, gRPC, /metrics), for scale-out replicas on one PostgreSQL store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return serveTxnAlone(ctx, log, f, httpAddr, grpcAddr, dataDir)
+			return g.daemon(cmd, nil, func(ctx context.Context, log *zap.Logger) error {
+				return serveTxnAlone(ctx, log, f, httpAddr, grpcAddr, dataDir)
+			})
 		},
 	}
 	fs := cmd.Flags()
