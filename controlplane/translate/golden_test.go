@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,7 +91,25 @@ func parseProxy(t *testing.T, f []string) translate.Proxy {
 			p.Labels[k] = v
 		}
 	case "proxyless":
+		// "proxyless NS ports=P,Q key=value…" is a proxyless gRPC server.
 		p.Kind = translate.Proxyless
+		if len(f) > 1 {
+			p.Namespace = f[1]
+		}
+		for _, kv := range f[min(len(f), 2):] {
+			k, v, _ := strings.Cut(kv, "=")
+			if k != "ports" {
+				p.Labels[k] = v
+				continue
+			}
+			for _, n := range strings.Split(v, ",") {
+				port, err := strconv.ParseUint(n, 10, 32)
+				if err != nil {
+					t.Fatalf("proxy header ports=%s: %v", v, err)
+				}
+				p.InboundPorts = append(p.InboundPorts, uint32(port))
+			}
+		}
 	case "sidecar":
 		p.Kind = translate.Sidecar
 		if len(f) > 1 {

@@ -31,6 +31,10 @@ type Proxy struct {
 	Kind      ProxyKind
 	Namespace string
 	Labels    map[string]string
+	// InboundPorts are the ports a proxyless gRPC server listens on (Istio's
+	// POD_PORTS node metadata, ParsePodPorts); such a proxy also gets
+	// server-side listeners with its RBAC (proxylessinbound.go).
+	InboundPorts []uint32
 }
 
 // Resource type short names used as Origins key prefixes.
@@ -76,6 +80,9 @@ func Translate(m *model.Mesh, p Proxy) (*Resources, error) {
 		buildGateway(m, p, r)
 	case Proxyless:
 		buildProxyless(m, r)
+		if err := buildProxylessInbound(m, p, r); err != nil {
+			return nil, err
+		}
 	case Sidecar:
 		buildSidecar(m, p, r)
 	default:
