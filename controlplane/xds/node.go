@@ -19,6 +19,9 @@ const (
 	MetaNamespace = "NAMESPACE"
 	MetaClusterID = "CLUSTER_ID"
 	MetaGenerator = "GENERATOR"
+	// MetaPodPorts is Istio's POD_PORTS: a proxyless client that sends it is
+	// also a gRPC server on those ports (server-side xDS with RBAC).
+	MetaPodPorts = "POD_PORTS"
 	// GeneratorGRPC is the GENERATOR value of proxyless gRPC clients.
 	GeneratorGRPC = "grpc"
 )
@@ -49,7 +52,7 @@ func classify(n *corev3.Node) (nodeInfo, error) {
 	if stringField(fields, MetaGenerator) == GeneratorGRPC || len(parts) == 1 {
 		info.Proxy = translate.Proxy{Kind: translate.Proxyless}
 		info.Group = string(translate.Proxyless)
-		return info, nil
+		return proxylessServer(info, n, fields, parts)
 	}
 	kind := translate.ProxyKind(parts[0])
 	if kind != translate.Gateway && kind != translate.Sidecar {
@@ -70,6 +73,30 @@ func classify(n *corev3.Node) (nodeInfo, error) {
 	}
 	info.Proxy.Labels = labels(fields[MetaLabels])
 	info.Group = string(kind) + "/" + ns + "/" + canonicalLabels(info.Proxy.Labels)
+	return info, nil
+}
+
+// proxylessServer makes a proxyless node that sends POD_PORTS a gRPC server:
+// its namespace and labels select AuthorizationPolicies, so they (and the
+// ports) join the group key. Plain proxyless clients keep the one shared group.
+func proxylessServer(info nodeInfo, n *corev3.Node, fields map[string]*structpb.Value, parts []string) (nodeInfo, error) {
+	pp := stringField(fields, MetaPodPorts)
+	if pp == "" {
+		return info, nil
+	}
+	ports, err := translate.ParsePodPorts(pp)
+	if err != nil {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: metadata %w", n.GetId(), err)
+	}
+	ns := stringField(fields, MetaNamespace)
+	if ns == "" {
+		ns = namespaceFromID(parts)
+	}
+	if ns == "" || len(ports) == 0 {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: a gRPC server (metadata %s) needs metadata %s and at least one TCP port", n.GetId(), MetaPodPorts, MetaNamespace)
+	}
+	info.Proxy.Namespace, info.Proxy.Labels, info.Proxy.InboundPorts = ns, labels(fields[MetaLabels]), ports
+	info.Group += "/" + ns + "/" + canonicalLabels(info.Proxy.Labels) + "/" + fmt.Sprint(ports)
 	return info, nil
 }
 
