@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for database/sql users of this package (tests, barrier callers)
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
 
@@ -18,6 +18,9 @@ type Options struct {
 	Prefix string
 	// MaxConns bounds the PostgreSQL connection pool (default 32).
 	MaxConns int
+	// CommitWorkers is how many group commits may be in flight at once on
+	// PostgreSQL (default 2: fewer, larger batches cost PostgreSQL less CPU).
+	CommitWorkers int
 }
 
 // OpenSQLite opens (and creates) the store in the SQLite file at path. It is
@@ -48,23 +51,8 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (Store, error) {
 // OpenPostgres opens the store in the PostgreSQL database at dsn (a URL or
 // key=value string). Any number of coordinators may share it.
 func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) {
-	db, err := sql.Open("pgx", dsn)
+	s, err := openPostgres(ctx, dsn, opts)
 	if err != nil {
-		return nil, fmt.Errorf("store: open postgres: %w", err)
-	}
-	conns := opts.MaxConns
-	if conns <= 0 {
-		conns = 32
-	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("store: connect postgres: %w", err)
-	}
-	s, err := newSQLStore(ctx, db, postgresDialect, opts.Prefix)
-	if err != nil {
-		_ = db.Close()
 		return nil, err
 	}
 	return s, nil

@@ -11,11 +11,22 @@ import (
 	"time"
 )
 
-// sqlStore implements Store on database/sql for both engines.
+// sqlStore implements Store on SQLite through database/sql, with group
+// commit: writes that arrive while one commits share the next transaction
+// (each in its own savepoint, so one write's failure undoes only that write),
+// and each caller is released only after that transaction committed.
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
 	t  tables
+	g  *grouper
+}
+
+// queryer is a *sql.DB or a *sql.Tx.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func newSQLStore(ctx context.Context, db *sql.DB, d dialect, prefix string) (*sqlStore, error) {
@@ -29,7 +40,42 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, prefix string) (*sq
 			return nil, fmt.Errorf("store: create schema on %s: %w", d.name, err)
 		}
 	}
+	s.g = newGrouper(1, 256, s.execBatch) // one connection: one writer
 	return s, nil
+}
+
+// execBatch runs ops in one transaction, each inside a savepoint.
+func (s *sqlStore) execBatch(ctx context.Context, ops []*groupOp) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	for _, op := range ops {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("store: savepoint: %w", err)
+		}
+		if op.err = op.fn(ctx, tx); op.err != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("store: rollback to savepoint: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("store: release savepoint: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in the next group commit; fn's error is the write's answer
+// (its changes are undone), and so is a commit that failed.
+func (s *sqlStore) write(ctx context.Context, key string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.g.do(ctx, &groupOp{key: key, fn: fn})
 }
 
 func micros(t time.Time) int64 {
@@ -48,26 +94,11 @@ func fromMicros(v int64) time.Time {
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
 
-func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
-}
-
 func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 	policy, _ := json.Marshal(t.Policy)
 	headers, _ := json.Marshal(t.Headers)
-	insert := func(ctx context.Context, ex execer) error {
-		res, err := ex.ExecContext(ctx, s.q(`INSERT INTO `+s.t.txn+` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
+	return s.write(ctx, t.ID, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+s.t.txn+` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 			t.ID, string(Trying), string(policy), string(headers), micros(t.CreatedAt), micros(t.CreatedAt), micros(t.Deadline), micros(t.Deadline))
 		if err != nil {
@@ -76,15 +107,6 @@ func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: %s", ErrExists, t.ID)
 		}
-		return nil
-	}
-	if len(t.Branches) == 0 {
-		return insert(ctx, s.db) // one statement: one round trip, atomic on its own
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := insert(ctx, tx); err != nil {
-			return err
-		}
 		for i, b := range t.Branches {
 			if err := s.insertBranch(ctx, tx, t.ID, i, b, t.CreatedAt); err != nil {
 				return err
@@ -92,10 +114,6 @@ func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 		}
 		return nil
 	})
-}
-
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, seq int, b Branch, now time.Time) error {
@@ -124,42 +142,25 @@ func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, s
 func (s *sqlStore) AddBranch(ctx context.Context, txnID string, b Branch, now time.Time) error {
 	confirm, _ := json.Marshal(b.Confirm)
 	cancel, _ := json.Marshal(b.Cancel)
-	// One statement: insert the branch only while the transaction is trying and
-	// before its deadline, under a shared row lock, so a concurrent commit or
-	// abort (which updates the row) waits for it and then sees the branch.
-	// Branches are ordered by registration time.
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO `+s.t.branch+` (txn_id, branch_id, seq, confirm_action, cancel_action, state, updated_at)
-		SELECT id, ?, ?, ?, ?, ?, ? FROM `+s.t.txn+` WHERE id = ? AND state = ? AND deadline > ?`+s.d.forShare+`
-		ON CONFLICT (txn_id, branch_id) DO NOTHING`),
-		b.ID, micros(now), confirm, cancel, string(BranchRegistered), micros(now), txnID, string(Trying), micros(now))
-	if err != nil {
-		return fmt.Errorf("store: add branch %s/%s: %w", txnID, b.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return nil
-	}
-	// Not inserted: say why.
-	t, err := s.Get(ctx, txnID)
-	if err != nil {
-		return err
-	}
-	for _, old := range t.Branches {
-		if old.ID != b.ID {
-			continue
+	return s.write(ctx, txnID, func(ctx context.Context, tx *sql.Tx) error {
+		// Inserted only while the transaction is trying and before its deadline.
+		// Branches are ordered by registration time.
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+s.t.branch+` (txn_id, branch_id, seq, confirm_action, cancel_action, state, updated_at)
+			SELECT id, ?, ?, ?, ?, ?, ? FROM `+s.t.txn+` WHERE id = ? AND state = ? AND deadline > ?`+s.d.forShare+`
+			ON CONFLICT (txn_id, branch_id) DO NOTHING`),
+			b.ID, micros(now), confirm, cancel, string(BranchRegistered), micros(now), txnID, string(Trying), micros(now))
+		if err != nil {
+			return fmt.Errorf("store: add branch %s/%s: %w", txnID, b.ID, err)
 		}
-		oc, _ := json.Marshal(old.Confirm)
-		ok, _ := json.Marshal(old.Cancel)
-		if !bytes.Equal(oc, confirm) || !bytes.Equal(ok, cancel) {
-			return fmt.Errorf("%w: %s/%s", ErrDuplicateBranch, txnID, b.ID)
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
 		}
-		if t.State == Trying {
-			return nil // the same registration again (a retried request)
+		t, err := s.get(ctx, tx, txnID)
+		if err != nil {
+			return err
 		}
-	}
-	if t.State != Trying {
-		return fmt.Errorf("%w: %s is %s", ErrState, txnID, t.State)
-	}
-	return fmt.Errorf("%w: %s", ErrTimedOut, txnID)
+		return whyNoBranch(t, b, confirm, cancel)
+	})
 }
 
 const txnColumns = `id, state, stuck_phase, reason, policy, headers, created_at, updated_at, deadline, finished_at, next_due, owner, lease_until, attempts, last_error`
@@ -184,19 +185,23 @@ func scanTxn(row interface{ Scan(...any) error }) (*Txn, error) {
 }
 
 func (s *sqlStore) Get(ctx context.Context, id string) (*Txn, error) {
-	t, err := scanTxn(s.db.QueryRowContext(ctx, s.q(`SELECT `+txnColumns+` FROM `+s.t.txn+` WHERE id = ?`), id))
+	return s.get(ctx, s.db, id)
+}
+
+func (s *sqlStore) get(ctx context.Context, q queryer, id string) (*Txn, error) {
+	t, err := scanTxn(q.QueryRowContext(ctx, s.q(`SELECT `+txnColumns+` FROM `+s.t.txn+` WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get %s: %w", id, err)
 	}
-	return t, s.loadBranches(ctx, t)
+	return t, s.loadBranches(ctx, q, t)
 }
 
-func (s *sqlStore) loadBranches(ctx context.Context, t *Txn) error {
+func (s *sqlStore) loadBranches(ctx context.Context, q queryer, t *Txn) error {
 	id := t.ID
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM `+s.t.branch+` WHERE txn_id = ? ORDER BY seq, branch_id`), id)
+	rows, err := q.QueryContext(ctx, s.q(`SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM `+s.t.branch+` WHERE txn_id = ? ORDER BY seq, branch_id`), id)
 	if err != nil {
 		return fmt.Errorf("store: get %s branches: %w", id, err)
 	}
@@ -290,12 +295,21 @@ func (s *sqlStore) Transition(ctx context.Context, id string, tr Transition) (*T
 		args = append(args, micros(tr.Now))
 	}
 	query += ` RETURNING ` + txnColumns
-	t, err := scanTxn(s.db.QueryRowContext(ctx, s.q(query), args...))
-	if err == nil {
-		return t, s.loadBranches(ctx, t)
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: transition %s to %s: %w", id, tr.To, err)
+	var t *Txn
+	err := s.write(ctx, id, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		t, err = scanTxn(tx.QueryRowContext(ctx, s.q(query), args...))
+		if err == nil {
+			return s.loadBranches(ctx, tx, t)
+		}
+		t = nil
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: transition %s to %s: %w", id, tr.To, err)
+		}
+		return errNoChange
+	})
+	if !errors.Is(err, errNoChange) {
+		return t, err
 	}
 	// Nothing changed: say why.
 	t, err = s.Get(ctx, id)
@@ -307,6 +321,9 @@ func (s *sqlStore) Transition(ctx context.Context, id string, tr Transition) (*T
 	}
 	return t, fmt.Errorf("%w: %s is %s, not %v", ErrState, id, t.State, tr.From)
 }
+
+// errNoChange is a compare-and-set that matched no row.
+var errNoChange = errors.New("store: no change")
 
 func (s *sqlStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]string, error) {
 	query := `UPDATE ` + s.t.txn + ` SET owner = ?, lease_until = ? WHERE id IN (
@@ -332,7 +349,7 @@ func (s *sqlStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil t
 }
 
 func (s *sqlStore) SaveProgress(ctx context.Context, id string, p Progress) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, id, func(ctx context.Context, tx *sql.Tx) error {
 		query := `UPDATE ` + s.t.txn + ` SET state = ?, updated_at = ?, next_due = ?, owner = '', lease_until = 0, attempts = ?, last_error = ?`
 		args := []any{string(p.To), micros(p.Now), micros(p.NextDue), p.Attempts, p.LastError}
 		if p.To == Stuck {
@@ -386,4 +403,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.g.close()
+	return s.db.Close()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -240,4 +241,57 @@ func TestBadPrefix(t *testing.T) {
 	if _, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "x.db"), store.Options{Prefix: "x; DROP"}); err == nil {
 		t.Fatal("bad prefix accepted")
 	}
+}
+
+// Concurrent writes share commits; a write that fails (a reused id, or a
+// value PostgreSQL refuses, which rolls back its whole batch) fails alone and
+// every other write of its batch is still committed.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		for i := range 5 {
+			if err := s.Create(ctx, newTxn(fmt.Sprintf("old%d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const fresh = 60
+		var wg sync.WaitGroup
+		errs := make([]error, fresh)
+		dup := make([]error, 5)
+		bad := make([]error, 5)
+		for i := range fresh {
+			wg.Go(func() { errs[i] = s.Create(ctx, newTxn(fmt.Sprintf("new%d", i))) })
+		}
+		for i := range 5 {
+			wg.Go(func() { dup[i] = s.Create(ctx, newTxn(fmt.Sprintf("old%d", i))) })
+			wg.Go(func() {
+				_, bad[i] = s.Transition(ctx, fmt.Sprintf("old%d", i), store.Transition{From: []store.State{store.Trying},
+					To: store.Cancelling, Now: t0, Reason: "nul \x00 byte"})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("new%d: %v", i, err)
+			}
+			if got, err := s.Get(ctx, fmt.Sprintf("new%d", i)); err != nil || len(got.Branches) != 1 {
+				t.Fatalf("new%d not committed: %v %+v", i, err, got)
+			}
+		}
+		for i, err := range dup {
+			if !errors.Is(err, store.ErrExists) {
+				t.Fatalf("old%d created twice: %v", i, err)
+			}
+		}
+		for i, err := range bad {
+			got, gerr := s.Get(ctx, fmt.Sprintf("old%d", i))
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			// PostgreSQL refuses a NUL in text, SQLite stores it: either way the state matches the answer.
+			if (err == nil) != (got.State == store.Cancelling) {
+				t.Fatalf("old%d: answer %v but state %s", i, err, got.State)
+			}
+		}
+	})
 }
