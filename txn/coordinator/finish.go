@@ -134,7 +134,10 @@ func (c *Coordinator) waitFor(ctx context.Context, id string, d time.Duration, e
 		}
 		select {
 		case nt := <-ch:
-			t, ch = nt, nil // nil: the round did not record an outcome; read the store
+			if nt != nil && (nt.State.Final() || nt.State == store.Stuck) {
+				return nt, err // the round's recorded outcome: no need to read it back
+			}
+			t, ch = nil, nil // no outcome recorded, or phase two goes on: read the store
 		case <-tick.C:
 			c.unsubscribe(id, ch)
 			t, ch = nil, nil
