@@ -129,4 +129,11 @@ func known(fields map[string]reflect.StructField) string {
 	return strings.Join(names, ", ")
 }
 
-func rulePath(i int) string { return "$.rules[" + strconv.Itoa(i) + "]" }
+// rulePath is the JSON path of the i-th rule of a rules file; a rule from
+// an object (objects.go, index -1) is the object's spec.
+func rulePath(i int) string {
+	if i < 0 {
+		return "spec"
+	}
+	return "$.rules[" + strconv.Itoa(i) + "]"
+}

@@ -29,7 +29,10 @@ var ErrConfig = errors.New("service: bad configuration")
 
 // Options configure a Service.
 type Options struct {
-	Files     rules.Files
+	Files rules.Files
+	// Config, when set, is used instead of loading Files (e.g. the files'
+	// configuration plus CQRSRules from Kubernetes, rules.Config.WithRules).
+	Config    *rules.Config
 	DataDir   string
 	JetStream source.JetStreamConfig // URL empty: embedded under DataDir/cqrs-nats
 	// Worker and Workers split the partitions: this worker consumes partition
@@ -72,10 +75,14 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if o.Linger <= 0 {
 		o.Linger = 5 * time.Millisecond
 	}
-	cfg, err := rules.Load(o.Files)
-	if err != nil {
-		return nil, err
+	cfg := o.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = rules.Load(o.Files); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	s := &Service{opts: o, log: o.Log.Named("cqrs"), cfg: cfg, sinks: map[string]*sink.Sink{}, exporters: map[string]exporter.Exporter{}}
 	if o.JetStream.URL == "" && o.JetStream.DataDir == "" {
 		o.JetStream.DataDir = filepath.Join(o.DataDir, "cqrs-nats")
