@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,12 +17,14 @@ import (
 type alerter struct {
 	log     *zap.Logger
 	m       *metrics
-	webhook string
+	webhook atomic.Pointer[string] // SetSettings may change it while stuck() runs
 	client  *http.Client
 }
 
 func newAlerter(log *zap.Logger, m *metrics, webhook string) *alerter {
-	return &alerter{log: log.Named("alert"), m: m, webhook: webhook, client: &http.Client{Timeout: 5 * time.Second}}
+	a := &alerter{log: log.Named("alert"), m: m, client: &http.Client{Timeout: 5 * time.Second}}
+	a.webhook.Store(&webhook)
+	return a
 }
 
 // Alert is the JSON body POSTed to the webhook.
@@ -39,11 +42,12 @@ func (a *alerter) stuck(ctx context.Context, t *store.Txn, phase string) {
 	a.m.stuckTotal.Inc()
 	a.log.Error("transaction stuck: phase two needs an operator (POST /api/txn/transactions/"+t.ID+"/retry after fixing the participant)",
 		zap.String("txn", t.ID), zap.String("phase", phase), zap.Int("attempts", t.Attempts), zap.String("last_error", t.LastError))
-	if a.webhook == "" {
+	webhook := *a.webhook.Load()
+	if webhook == "" {
 		return
 	}
 	body, _ := json.Marshal(Alert{Event: "txn.stuck", TxnID: t.ID, Phase: phase, Attempts: t.Attempts, LastError: t.LastError, Branches: t.Branches, At: time.Now().UTC()})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.webhook, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, webhook, bytes.NewReader(body))
 	if err != nil {
 		a.m.webhook.WithLabelValues("error").Inc()
 		return

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,8 @@ type Coordinator struct {
 	closed  bool
 	waiters map[string][]chan *store.Txn
 	running map[string]bool // transactions with a round in flight here → run once more
+
+	settings atomic.Pointer[Settings] // settings.go: the defaults Begin applies
 }
 
 // New returns a coordinator; call Run to process due work and Close (or end Run) to stop.
@@ -116,6 +119,7 @@ func New(opts Options) (*Coordinator, error) {
 	log := opts.Log.Named("txn")
 	c := &Coordinator{opts: opts, log: log, m: m, waiters: map[string][]chan *store.Txn{}, running: map[string]bool{}}
 	c.alert = newAlerter(log, m, opts.WebhookURL)
+	c.settings.Store(&Settings{DefaultTimeout: opts.DefaultTimeout, MaxTimeout: opts.MaxTimeout, DefaultPolicy: opts.DefaultPolicy, WebhookURL: opts.WebhookURL})
 	c.base, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -229,13 +233,14 @@ func (c *Coordinator) Begin(ctx context.Context, r BeginRequest) (*store.Txn, er
 	if err := checkID("transaction id", r.ID); err != nil {
 		return nil, err
 	}
-	if r.Timeout < 0 || r.Timeout > c.opts.MaxTimeout {
-		return nil, fmt.Errorf("%w: timeout %s: want 0 < timeout <= %s", ErrBadInput, r.Timeout, c.opts.MaxTimeout)
+	set := c.Settings()
+	if r.Timeout < 0 || r.Timeout > set.MaxTimeout {
+		return nil, fmt.Errorf("%w: timeout %s: want 0 < timeout <= %s", ErrBadInput, r.Timeout, set.MaxTimeout)
 	}
 	if r.Timeout == 0 {
-		r.Timeout = c.opts.DefaultTimeout
+		r.Timeout = set.DefaultTimeout
 	}
-	policy := c.opts.DefaultPolicy
+	policy := set.DefaultPolicy
 	if r.Policy != nil {
 		policy = *r.Policy
 		if err := checkPolicy(policy); err != nil {
