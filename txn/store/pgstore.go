@@ -427,6 +427,18 @@ func (s *pgStore) SaveProgress(ctx context.Context, id string, p Progress) error
 	return nil
 }
 
+func (s *pgStore) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
+	q := `WITH d AS (DELETE FROM ` + s.t.txn + ` WHERE id IN (SELECT id FROM ` + s.t.txn + `
+			WHERE state IN ('committed','aborted') AND finished_at <= $1 ORDER BY finished_at LIMIT $2) RETURNING id),
+		b AS (DELETE FROM ` + s.t.branch + ` WHERE txn_id IN (SELECT id FROM d))
+		SELECT count(*) FROM d`
+	var n int
+	if err := s.pool.QueryRow(ctx, q, micros(before), limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: purge: %w", err)
+	}
+	return n, nil
+}
+
 func (s *pgStore) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("store: ping postgres: %w", err)

@@ -67,6 +67,7 @@ func (d dialect) schema(t tables) []string {
 		)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_due ON ` + t.txn + ` (next_due) WHERE state IN ('trying','confirming','cancelling')`,
 		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_created ON ` + t.txn + ` (created_at)`,
+		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_finished ON ` + t.txn + ` (finished_at) WHERE state IN ('committed','aborted')`,
 		`CREATE TABLE IF NOT EXISTS ` + t.branch + ` (
 			txn_id TEXT NOT NULL,
 			branch_id TEXT NOT NULL,

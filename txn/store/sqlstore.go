@@ -396,6 +396,43 @@ func reorder(args []any) []any {
 	return append(out, args[1])
 }
 
+func (s *sqlStore) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := s.write(ctx, "", func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM `+s.t.txn+` WHERE state IN ('committed','aborted') AND finished_at <= ? ORDER BY finished_at LIMIT ?`,
+			micros(before), limit)
+		if err != nil {
+			return fmt.Errorf("store: purge: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("store: purge: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		_ = rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: purge: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		in := placeholders(len(ids))
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+s.t.branch+` WHERE txn_id IN (`+in+`)`, ids...); err != nil {
+			return fmt.Errorf("store: purge branches: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+s.t.txn+` WHERE id IN (`+in+`)`, ids...); err != nil {
+			return fmt.Errorf("store: purge: %w", err)
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
 func (s *sqlStore) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping %s: %w", s.d.name, err)

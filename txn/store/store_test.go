@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rosenmesh/rosen/internal/testenv"
 	"github.com/rosenmesh/rosen/txn/store"
 )
@@ -33,6 +35,29 @@ func each(t *testing.T, body func(t *testing.T, s store.Store)) {
 		t.Cleanup(func() { _ = s.Close(); dropTables(t, dsn, prefix+"_txn", prefix+"_txn_branch") })
 		body(t, s)
 	})
+	t.Run("redis", func(t *testing.T) {
+		addr, prefix := testenv.RedisAddr(t), testenv.UniqueName("st")
+		s, err := store.OpenRedis(context.Background(), "redis://"+addr+"/0", store.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(); dropKeys(t, addr, prefix+":*") })
+		body(t, s)
+	})
+}
+
+// dropKeys removes a test's keys from the shared Redis.
+func dropKeys(t *testing.T, addr, pattern string) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		_ = rdb.Del(ctx, iter.Val()).Err()
+	}
+	if err := iter.Err(); err != nil {
+		t.Logf("drop keys %s: %v", pattern, err)
+	}
 }
 
 // dropTables removes a test's tables from the shared database.
@@ -292,6 +317,69 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			if (err == nil) != (got.State == store.Cancelling) {
 				t.Fatalf("old%d: answer %v but state %s", i, err, got.State)
 			}
+		}
+	})
+}
+
+// Retention: final transactions that finished before the cutoff go, with
+// their branches; newer, active and stuck ones stay.
+func TestPurge(t *testing.T) {
+	each(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		end := func(id string, to store.State, at time.Time) {
+			t.Helper()
+			if err := s.Create(ctx, newTxn(id)); err != nil {
+				t.Fatal(err)
+			}
+			from := store.Confirming
+			if to == store.Aborted {
+				from = store.Cancelling
+			}
+			if _, err := s.Transition(ctx, id, store.Transition{From: []store.State{store.Trying}, To: from, Now: at, Owner: "A", LeaseUntil: at.Add(time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+			if to == from {
+				return
+			}
+			if err := s.SaveProgress(ctx, id, store.Progress{Owner: "A", From: from, To: to, Now: at,
+				Branches: []store.Branch{{ID: "b1", State: store.BranchConfirmed, Attempts: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		end("old-c", store.Committed, t0)
+		end("old-a", store.Aborted, t0.Add(time.Second))
+		end("old-stuck", store.Stuck, t0)
+		end("old-active", store.Confirming, t0)
+		end("new-c", store.Committed, t0.Add(time.Hour))
+		_ = s.Create(ctx, newTxn("trying"))
+		n, err := s.Purge(ctx, t0.Add(time.Minute), 1)
+		if err != nil || n != 1 {
+			t.Fatalf("first purge: %d %v", n, err)
+		}
+		n, err = s.Purge(ctx, t0.Add(time.Minute), 100)
+		if err != nil || n != 1 {
+			t.Fatalf("second purge: %d %v", n, err)
+		}
+		for _, id := range []string{"old-c", "old-a"} {
+			if _, err := s.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s kept: %v", id, err)
+			}
+		}
+		for _, id := range []string{"old-stuck", "old-active", "new-c", "trying"} {
+			if _, err := s.Get(ctx, id); err != nil {
+				t.Fatalf("%s purged: %v", id, err)
+			}
+		}
+		list, _ := s.List(ctx, store.Filter{State: store.Committed})
+		if len(list) != 1 || list[0].ID != "new-c" {
+			t.Fatalf("committed list after purge: %+v", list)
+		}
+		if n, err := s.Purge(ctx, t0.Add(time.Minute), 100); err != nil || n != 0 {
+			t.Fatalf("nothing left to purge: %d %v", n, err)
+		}
+		// A purged id may be used again (it is a new transaction).
+		if err := s.Create(ctx, newTxn("old-c")); err != nil {
+			t.Fatalf("reuse after purge: %v", err)
 		}
 	})
 }

@@ -151,6 +151,10 @@ type Store interface {
 	// SaveProgress records a phase-two round if owner still holds the transaction in state p.From
 	// (ErrLeaseLost otherwise), and releases the lease.
 	SaveProgress(ctx context.Context, id string, p Progress) error
+	// Purge deletes up to limit committed or aborted transactions (with their
+	// branches) that finished at or before before, and returns how many. Active
+	// and stuck transactions are never purged. A purged id may be used again.
+	Purge(ctx context.Context, before time.Time, limit int) (int, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error
