@@ -121,7 +121,7 @@ func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()
 	}
 	var kinds []kind
 	for _, k := range watchedKinds {
-		if k.role == roleConfig && !readConfig {
+		if (k.role == roleConfig || k.role == roleModule) && !readConfig {
 			continue
 		}
 		kinds = append(kinds, k)
@@ -257,7 +257,7 @@ func (c *cluster) newInformer(k kind) cache.SharedIndexInformer {
 		}
 		example = &unstructured.Unstructured{}
 	}
-	inf := cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(&expiryWatcher{lw: cache.ToListerWatcherWithContext(lw), expired: func(err error) { c.watchExpired(k, err) }}, example, 0, cache.Indexers{})
 	transform := dropManagedFields
 	if k.Kind == "Pod" {
 		transform = trimPod
@@ -294,10 +294,18 @@ func (c *cluster) watchError(k kind, err error) {
 		c.log.Warn("cannot read a kind; treating it as empty", zap.String("kind", k.Kind), zap.String("resource", k.GVR().String()), zap.Error(err))
 		c.notify() // the cluster may now count as synced
 	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
-		c.log.Info("watch expired; re-listing", zap.String("kind", k.Kind))
+		c.watchExpired(k, err)
 	default:
 		c.log.Debug("watch error", zap.String("kind", k.Kind), zap.Error(err))
 	}
+}
+
+// watchExpired logs a watch the API server ended with 410 Gone (its
+// resource version is older than what etcd keeps): the informer re-lists
+// the kind and replaces its cache, so nothing changed meanwhile is lost.
+func (c *cluster) watchExpired(k kind, err error) {
+	c.opts.metrics.expired.WithLabelValues(c.ref.id, k.Kind).Inc()
+	c.log.Info("watch expired (410 Gone); re-listing the kind", zap.String("kind", k.Kind), zap.String("resource", k.GVR().String()), zap.Error(err))
 }
 
 // probe asks the API server whether it is ready and moves the cluster

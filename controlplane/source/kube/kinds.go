@@ -34,6 +34,10 @@ const (
 	// roleConfig kinds (Istio and Rosen config) are read from the config
 	// clusters only (the primary, or all) and kept while a cluster is away.
 	roleConfig
+	// roleModule kinds (CQRSRule, TCCPolicy) are read like config but are
+	// not part of the mesh: they go to the module that registered a
+	// ModuleHandler for them (modules.go).
+	roleModule
 )
 
 // kind is one watched resource.
@@ -85,6 +89,8 @@ var watchedKinds = []kind{
 	{Kind: config.KindAuthorizationPolicy, Resource: "authorizationpolicies", Group: "security.istio.io", Version: "v1", role: roleConfig, example: &istiosec.AuthorizationPolicy{}, convert: convertIstio},
 	{Kind: config.KindRequestAuthentication, Resource: "requestauthentications", Group: "security.istio.io", Version: "v1", role: roleConfig, example: &istiosec.RequestAuthentication{}, convert: convertIstio},
 	{Kind: config.KindRateLimitPolicy, Resource: "ratelimitpolicies", Group: "rosen.dev", Version: "v1alpha1", role: roleConfig, convert: convertRosen},
+	{Kind: KindCQRSRule, Resource: "cqrsrules", Group: "rosen.dev", Version: "v1alpha1", role: roleModule},
+	{Kind: KindTCCPolicy, Resource: "tccpolicies", Group: "rosen.dev", Version: "v1alpha1", role: roleModule},
 }
 
 // WatchedResources lists "group/resource" for every kind read (for docs and the RBAC test).

@@ -12,6 +12,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -78,8 +79,13 @@ type Source struct {
 
 	mu       sync.Mutex
 	rejected []*model.FieldError
-	counts   map[string]map[string]int // cluster → kind → objects in the last set
-	lastSet  time.Time
+	// Module kinds (modules.go): the registered handlers, what each was
+	// last handed, and the objects it refused.
+	handlers       map[string]ModuleHandler
+	delivered      map[string][]ModuleObject
+	moduleRejected map[string][]*model.FieldError
+	counts         map[string]map[string]int // cluster → kind → objects in the last set
+	lastSet        time.Time
 }
 
 // New checks the options and builds the clients; nothing is contacted until Run.
@@ -217,6 +223,7 @@ func (s *Source) emit(onChange func(*config.Set, error)) {
 		counts[c.ref.id] = snaps[i].counts
 	}
 	set, rejected := merge(snaps)
+	s.deliverModules(snaps)
 	s.mu.Lock()
 	s.rejected, s.counts, s.lastSet = rejected, counts, time.Now()
 	s.mu.Unlock()
@@ -233,9 +240,19 @@ func (s *Source) list() []*cluster {
 }
 
 // Rejected lists the objects the source could not convert (e.g. a Rosen
-// RateLimitPolicy that fails its checks); they are left out of the set.
+// RateLimitPolicy that fails its checks; they are left out of the set) and
+// the module kinds' objects their modules refused.
 func (s *Source) Rejected() []*model.FieldError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]*model.FieldError(nil), s.rejected...)
+	out := append([]*model.FieldError(nil), s.rejected...)
+	kinds := make([]string, 0, len(s.moduleRejected))
+	for k := range s.moduleRejected {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		out = append(out, s.moduleRejected[k]...)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	events      *prometheus.CounterVec
 	watchErrors *prometheus.CounterVec
+	expired     *prometheus.CounterVec
 	drops       *prometheus.CounterVec
 	state       *prometheus.GaugeVec
 	assemble    prometheus.Histogram
@@ -18,6 +19,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		watchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rosen_kube_watch_errors_total", Help: "List or watch failures by cluster and kind (retried by the informer).",
 		}, []string{"cluster", "kind"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rosen_kube_watch_expired_total", Help: "Watches ended with 410 Gone (resource version expired), each followed by a re-list, by cluster and kind.",
+		}, []string{"cluster", "kind"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rosen_kube_cluster_drops_total", Help: "Times a cluster's endpoints were dropped after the grace period.",
 		}, []string{"cluster"}),
@@ -30,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.watchErrors, m.drops, m.state, m.assemble)
+		reg.MustRegister(m.events, m.watchErrors, m.expired, m.drops, m.state, m.assemble)
 	}
 	return m
 }

@@ -12,12 +12,14 @@ import (
 type snapshot struct {
 	objects  []*config.Object
 	rejected []*model.FieldError // objects that could not be converted (kept out)
+	modules  []ModuleObject      // objects of module kinds (modules.go)
 	counts   map[string]int      // objects per kind, for /debug/clusters
 }
 
 // converted is one object's conversion, kept between snapshots.
 type converted struct {
 	o   *config.Object
+	mod *ModuleObject
 	err error
 }
 
@@ -40,15 +42,26 @@ func (c *cluster) snapshot(selector labels.Selector) snapshot {
 	defer func() { c.conv = conv }()
 	for _, k := range c.kinds {
 		inf := ws.informers[k.Kind]
-		if inf == nil || k.convert == nil || (k.role == roleEndpoints && !withEndpoints) {
+		if inf == nil || (k.convert == nil && k.role != roleModule) || (k.role == roleEndpoints && !withEndpoints) {
 			continue
 		}
 		for _, obj := range inf.GetStore().List() {
 			cv, ok := c.conv[obj]
 			if !ok {
-				cv.o, cv.err = k.convert(&c.ref, obj)
+				if k.role == roleModule {
+					cv.mod, cv.err = moduleObject(&c.ref, k.Kind, obj)
+				} else {
+					cv.o, cv.err = k.convert(&c.ref, obj)
+				}
 			}
 			conv[obj] = cv
+			if cv.mod != nil {
+				if allowed == nil || allowed[cv.mod.Namespace] {
+					out.modules = append(out.modules, *cv.mod)
+					out.counts[k.Kind]++
+				}
+				continue
+			}
 			o, err := cv.o, cv.err
 			if err != nil {
 				out.rejected = append(out.rejected, model.AsFieldErrors(err)...)

@@ -19,7 +19,7 @@ func benchCluster(_ testing.TB, n int) *cluster {
 	c := &cluster{ref: clusterRef{id: "bench"}, log: zap.NewNop(), synced: true, kindErr: map[string]error{}}
 	ws := &watchSet{informers: map[string]cache.SharedIndexInformer{}}
 	for _, k := range watchedKinds {
-		if k.role == roleConfig {
+		if k.role == roleConfig || k.role == roleModule {
 			continue
 		}
 		c.kinds = append(c.kinds, k)

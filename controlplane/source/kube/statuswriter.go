@@ -42,6 +42,7 @@ type StatusWriter struct {
 	mu      sync.Mutex
 	built   []*model.FieldError // last report from the runner
 	written map[objRef]string   // what this replica wrote (message, "" for accepted)
+	events  *eventRecorders     // events.go
 }
 
 // NewStatusWriter uses a Lease named leaseName in namespace of the primary cluster.
@@ -51,7 +52,8 @@ func (s *Source) NewStatusWriter(namespace, leaseName, identity string, leaseDur
 	if err != nil {
 		return nil, err
 	}
-	return &StatusWriter{src: s, lease: l, log: s.log.Named("status"), wake: make(chan struct{}, 1), written: map[objRef]string{}}, nil
+	return &StatusWriter{src: s, lease: l, log: s.log.Named("status"), wake: make(chan struct{}, 1), written: map[objRef]string{},
+		events: newEventRecorders(identity)}, nil
 }
 
 // Report takes the runner's list of left-out objects (runner.Isolation.Report).
@@ -84,6 +86,7 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 	})
 	t := time.NewTicker(5 * time.Second) // also retries failed writes
 	defer t.Stop()
+	defer w.events.shutdown()
 	for {
 		select {
 		case <-ctx.Done():
@@ -126,7 +129,7 @@ func (w *StatusWriter) desired() map[objRef]string {
 // statusKind returns the config kind whose objects carry Rosen's status.
 func statusKind(k string) *kind {
 	for i := range watchedKinds {
-		if watchedKinds[i].Kind == k && watchedKinds[i].role == roleConfig {
+		if watchedKinds[i].Kind == k && (watchedKinds[i].role == roleConfig || watchedKinds[i].role == roleModule) {
 			return &watchedKinds[i]
 		}
 	}
@@ -173,7 +176,7 @@ func (w *StatusWriter) write(ctx context.Context, ref objRef, msg string) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = c.cl.dynamic.Resource(k.GVR()).Namespace(ref.namespace).Patch(pctx, ref.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "rosen"}, "status")
+	patched, err := c.cl.dynamic.Resource(k.GVR()).Namespace(ref.namespace).Patch(pctx, ref.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "rosen"}, "status")
 	log := w.log.With(zap.String("cluster", ref.cluster), zap.String("kind", ref.kind), zap.String("object", ref.namespace+"/"+ref.name))
 	if err != nil {
 		log.Warn("cannot write status", zap.Error(err))
@@ -184,6 +187,7 @@ func (w *StatusWriter) write(ctx context.Context, ref objRef, msg string) {
 		// role changes (which changes what is wanted), so it counts as written.
 	} else {
 		log.Info("status written", zap.Bool("accepted", msg == ""), zap.String("message", msg))
+		w.events.record(c, k, patched, msg)
 	}
 	w.mu.Lock()
 	w.written[ref] = msg
