@@ -49,7 +49,13 @@ type Options struct {
 	MaxTimeout     time.Duration // 24h
 	DefaultPolicy  store.Policy  // 200ms doubling to 1m, 10 attempts
 	WebhookURL     string        // optional: POSTed a JSON alert when a transaction gets stuck
-	Now            func() time.Time
+	// Retention is how long committed and aborted transactions stay queryable
+	// before they are deleted (7 days; negative keeps them for ever). Stuck and
+	// active ones are never deleted. After it, the id may be used again.
+	Retention time.Duration
+	// PurgeEvery is how often finished transactions past Retention are deleted (1m).
+	PurgeEvery time.Duration
+	Now        func() time.Time
 }
 
 // Coordinator runs global transactions.
@@ -88,6 +94,10 @@ func New(opts Options) (*Coordinator, error) {
 	def(&opts.CallTimeout, 10*time.Second)
 	def(&opts.DefaultTimeout, 60*time.Second)
 	def(&opts.MaxTimeout, 24*time.Hour)
+	def(&opts.PurgeEvery, time.Minute)
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
 	if opts.Batch <= 0 {
 		opts.Batch = 64
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// stores runs body against a fresh SQLite store and a fresh PostgreSQL store.
+// stores runs body against a fresh SQLite store, a fresh PostgreSQL store and a fresh Redis store.
 func stores(t *testing.T, body func(t *testing.T, s store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
 		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "txn.db"), store.Options{})
@@ -50,6 +51,23 @@ func stores(t *testing.T, body func(t *testing.T, s store.Store)) {
 			if db, err := sql.Open("pgx", dsn); err == nil {
 				_, _ = db.Exec(`DROP TABLE IF EXISTS ` + prefix + `_txn, ` + prefix + `_txn_branch`)
 				_ = db.Close()
+			}
+		})
+		body(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		addr, prefix := testenv.RedisAddr(t), testenv.UniqueName("co")
+		s, err := store.OpenRedis(context.Background(), "redis://"+addr+"/0", store.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = s.Close()
+			rdb := redis.NewClient(&redis.Options{Addr: addr})
+			defer rdb.Close()
+			ctx := context.Background()
+			for it := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator(); it.Next(ctx); {
+				_ = rdb.Del(ctx, it.Val()).Err()
 			}
 		})
 		body(t, s)

@@ -16,6 +16,7 @@ type metrics struct {
 	webhook     *prometheus.CounterVec
 	storeErrs   prometheus.Counter
 	duration    *prometheus.HistogramVec
+	purged      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,11 +34,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rosen_txn_duration_seconds",
 			Help:    "Time from begin to the final state.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}, []string{"outcome"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{Name: "rosen_txn_purged_total",
+			Help: "Committed and aborted transactions deleted after the retention period."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.transitions, m.calls, m.stuckTotal, m.webhook, m.storeErrs, m.duration} {
+	for _, col := range []prometheus.Collector{m.transitions, m.calls, m.stuckTotal, m.webhook, m.storeErrs, m.duration, m.purged} {
 		if err := reg.Register(col); err != nil {
 			return nil, fmt.Errorf("coordinator: metrics: %w", err)
 		}

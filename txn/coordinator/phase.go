@@ -202,6 +202,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	defer c.Close()
 	tick := time.NewTicker(c.opts.Poll)
 	defer tick.Stop()
+	if c.opts.Retention > 0 {
+		c.wg.Go(func() { c.purgeLoop(ctx) })
+	}
 	failing := false
 	for {
 		select {
