@@ -97,6 +97,9 @@ func (f *cqrsFlags) open(ctx context.Context, log *zap.Logger, reg prometheus.Re
 }
 
 func (f *cqrsFlags) start(ctx context.Context, env *moduleEnv) (func(context.Context) error, error) {
+	if env.Kube != nil {
+		return f.startWithKube(ctx, env) // cqrskube.go: plus CQRSRules from the clusters
+	}
 	if !f.enabled() {
 		env.Log.Named("cqrs").Info("no --cqrs-dir or --cqrs-rules: the CQRS engine is off")
 		return nil, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rosenmesh/rosen/console"
 	"github.com/rosenmesh/rosen/controlplane/model"
+	"github.com/rosenmesh/rosen/controlplane/source/kube"
 )
 
 // A serveModule is a part of Rosen that `rosen serve` runs beside the xDS
@@ -38,6 +39,14 @@ type moduleEnv struct {
 	// publishes, so modules follow the one config path instead of re-reading
 	// the sources.
 	OnMesh func(func(*model.Mesh))
+	// Kube, with --kubeconfig, hands a module its own kinds read from the
+	// clusters (CQRSRule, TCCPolicy; kube.ModuleHandler). Nil without.
+	Kube kubeModules
+}
+
+// kubeModules is what modules use of the Kubernetes source (*kube.Source).
+type kubeModules interface {
+	HandleModuleKind(kind string, h kube.ModuleHandler) error
 }
 
 var serveModules []serveModule

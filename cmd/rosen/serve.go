@@ -131,6 +131,9 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 		runs = append(runs, kw.run)
 	}
 	env := &moduleEnv{Log: log, Registry: reg, GRPC: grpcServer, HTTP: httpServer, DataDir: f.dataDir, Config: dirs, OnMesh: pipeline.OnAccepted}
+	if kw != nil {
+		env.Kube = kw.src
+	}
 	for _, m := range serveModules {
 		run, err := m.start(ctx, env)
 		if err != nil {

@@ -31,6 +31,8 @@ import (
 type txnFlags struct {
 	storeKind   string
 	postgresDSN string
+	redisURL    string
+	retention   time.Duration
 	webhook     string
 	lease       time.Duration
 	callTimeout time.Duration
@@ -42,8 +44,10 @@ type txnFlags struct {
 var serveTxn = &txnFlags{}
 
 func (f *txnFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&f.storeKind, "txn-store", "sqlite", "TCC coordinator store: sqlite (under --data, one process) or postgres (any number of replicas) [ROSEN_TXN_STORE]")
+	fs.StringVar(&f.storeKind, "txn-store", "sqlite", "TCC coordinator store: sqlite (under --data, one process), postgres or redis (any number of replicas) [ROSEN_TXN_STORE]")
 	fs.StringVar(&f.postgresDSN, "txn-postgres", "", "PostgreSQL URL for --txn-store postgres [ROSEN_TXN_POSTGRES]")
+	fs.StringVar(&f.redisURL, "txn-redis", "", "Redis URL (redis://host:port/db) for --txn-store redis; durable only with appendonly yes, appendfsync always [ROSEN_TXN_REDIS]")
+	fs.DurationVar(&f.retention, "txn-retention", 7*24*time.Hour, "how long committed and aborted transactions stay queryable before they are deleted (negative: for ever) [ROSEN_TXN_RETENTION]")
 	fs.StringVar(&f.webhook, "txn-webhook", "", "URL POSTed a JSON alert when a transaction gets stuck [ROSEN_TXN_WEBHOOK]")
 	fs.DurationVar(&f.lease, "txn-lease", 15*time.Second, "how long a replica holds claimed work before another may take it over [ROSEN_TXN_LEASE]")
 	fs.DurationVar(&f.callTimeout, "txn-call-timeout", 5*time.Second, "bound on one confirm/cancel call to a participant [ROSEN_TXN_CALL_TIMEOUT]")
@@ -61,8 +65,13 @@ func (f *txnFlags) openStore(ctx context.Context, dataDir string) (store.Store, 
 			return nil, errors.New("--txn-store postgres needs --txn-postgres")
 		}
 		return store.OpenPostgres(ctx, f.postgresDSN, store.Options{Prefix: f.prefix})
+	case "redis":
+		if f.redisURL == "" {
+			return nil, errors.New("--txn-store redis needs --txn-redis")
+		}
+		return store.OpenRedis(ctx, f.redisURL, store.Options{Prefix: f.prefix})
 	}
-	return nil, fmt.Errorf("--txn-store %q: want sqlite or postgres", f.storeKind)
+	return nil, fmt.Errorf("--txn-store %q: want sqlite, postgres or redis", f.storeKind)
 }
 
 // start opens the store and builds the coordinator; the HTTP handler serves both REST shapes.
@@ -75,12 +84,15 @@ func (f *txnFlags) start(ctx context.Context, log *zap.Logger, reg prometheus.Re
 		return nil, nil, nil, err
 	}
 	c, err := coordinator.New(coordinator.Options{Store: st, Log: log, Registry: reg, Owner: f.owner, Lease: f.lease,
-		CallTimeout: f.callTimeout, DefaultTimeout: f.timeout, WebhookURL: f.webhook})
+		CallTimeout: f.callTimeout, DefaultTimeout: f.timeout, WebhookURL: f.webhook, Retention: f.retention})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, nil, err
 	}
 	log.Info("TCC coordinator ready", zap.String("store", f.storeKind), zap.String("owner", c.Owner()))
+	if d := store.RedisDurability(st); d != "" && d != "appendonly yes, appendfsync always" {
+		log.Warn("the Redis store is not fsynced before each answer: a crash of Redis can lose acknowledged changes", zap.String("redis", d))
+	}
 	return c, st, rest.New(c, log), nil
 }
 
@@ -104,6 +116,11 @@ func init() {
 			env.HTTP.Mount(rest.Prefix, h)
 			env.HTTP.Mount(rest.TwistPrefix, h)
 			grpcapi.Register(env.GRPC, c)
+			if env.Kube != nil {
+				if err := handleTCCPolicies(env, c); err != nil { // txnkube.go
+					return nil, err
+				}
+			}
 			return runCoordinator(c, st), nil
 		},
 	})
