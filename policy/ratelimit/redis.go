@@ -3,79 +3,208 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// applyScript checks every enforced counter, then increments all of them
-// (INCRBY, with EXPIRE on a counter's first increment) only when none would
-// go over: one round trip, atomic on the Redis server.
-// ARGV per key: hits, limit, enforce (1/0), ttl seconds.
-// Returns {over (0/1), count1, count2, ...}.
+// applyScript decides a batch of requests in order, each atomically: it
+// increments every counter of the request (EXPIRE on a counter's first
+// increment) and, when an enforced one went over its limit, takes the
+// increments back, so a rejected request consumes nothing. The script runs
+// atomically on the Redis server, so a batch is exactly the same as its
+// requests one after the other.
+//
+// ARGV: the number of requests, then per request the number of its keys and
+// per key: hits, limit, enforce (1/0), ttl seconds. KEYS: every request's
+// keys in order. Returns, per request, over (0/1) then its counts (after
+// the increments, or as they stand when over).
 var applyScript = redis.NewScript(`
-local n = #KEYS
-local counts = {}
-local over = 0
-for i = 1, n do
-  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
-  counts[i] = c
-  local base = (i - 1) * 4
-  if ARGV[base + 3] == '1' and c + tonumber(ARGV[base + 1]) > tonumber(ARGV[base + 2]) then
-    over = 1
-  end
-end
-if over == 0 then
-  for i = 1, n do
-    local base = (i - 1) * 4
-    local hits = tonumber(ARGV[base + 1])
-    local v = redis.call('INCRBY', KEYS[i], hits)
+local out = {}
+local a = 2
+local k = 1
+for r = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local over = 0
+  local counts = {}
+  for i = 0, n - 1 do
+    local base = a + i * 4
+    local hits = tonumber(ARGV[base])
+    local v = redis.call('INCRBY', KEYS[k + i], hits)
     if v == hits then
-      redis.call('EXPIRE', KEYS[i], tonumber(ARGV[base + 4]))
+      redis.call('EXPIRE', KEYS[k + i], tonumber(ARGV[base + 3]))
     end
-    counts[i] = v
+    counts[i + 1] = v
+    if ARGV[base + 2] == '1' and v > tonumber(ARGV[base + 1]) then
+      over = 1
+    end
   end
+  if over == 1 then
+    for i = 0, n - 1 do
+      redis.call('DECRBY', KEYS[k + i], tonumber(ARGV[a + i * 4]))
+    end
+    -- report each as it stands (a key listed twice was taken back twice)
+    for i = 0, n - 1 do
+      counts[i + 1] = tonumber(redis.call('GET', KEYS[k + i]) or '0')
+    end
+  end
+  out[#out + 1] = over
+  for i = 1, n do
+    out[#out + 1] = counts[i]
+  end
+  a = a + n * 4
+  k = k + n
 end
-table.insert(counts, 1, over)
-return counts
+return out
 `)
 
-// Redis keeps counters in a Redis server, shared by every Rosen replica.
-// A request's keys are evaluated in one script, so on Redis Cluster they
-// must hash to one slot (the key prefix can carry a {hash tag}).
-type Redis struct {
-	client redis.UniversalClient
+// RedisOptions tune how requests are batched.
+type RedisOptions struct {
+	// MaxBatch is the most requests in one script call (default 128).
+	MaxBatch int
+	// MaxInFlight is the most script calls on the wire at once (default 4).
+	// While they are all busy, new requests queue and go in the next batch:
+	// under load one round trip decides many requests, with no waiting
+	// window when the load is light.
+	MaxInFlight int
 }
 
-// NewRedis uses client for counters.
-func NewRedis(client redis.UniversalClient) *Redis { return &Redis{client: client} }
+// Redis keeps counters in a Redis server, shared by every Rosen replica.
+// Concurrent requests are decided together, in one script call per batch
+// (one round trip, one write), each request still atomic. On Redis Cluster
+// every key must hash to one slot: the key prefix must carry a {hash tag}.
+type Redis struct {
+	client redis.UniversalClient
+	opts   RedisOptions
+
+	mu       sync.Mutex
+	queue    []*redisCall
+	inFlight int
+}
+
+// redisCall is one request waiting for its batch.
+type redisCall struct {
+	hits   []Hit
+	counts []uint64
+	over   bool
+	err    error
+	done   chan struct{}
+}
+
+var callPool = sync.Pool{New: func() any { return &redisCall{done: make(chan struct{}, 1)} }}
+
+// NewRedis uses client for counters, with the default batching.
+func NewRedis(client redis.UniversalClient) *Redis {
+	return NewRedisWith(client, RedisOptions{})
+}
+
+// NewRedisWith uses client for counters, batched as opts say.
+func NewRedisWith(client redis.UniversalClient, opts RedisOptions) *Redis {
+	if opts.MaxBatch < 1 {
+		opts.MaxBatch = 128
+	}
+	if opts.MaxInFlight < 1 {
+		opts.MaxInFlight = 4
+	}
+	return &Redis{client: client, opts: opts}
+}
 
 // Apply implements Counters.
 func (r *Redis) Apply(ctx context.Context, _ time.Time, hits []Hit) ([]uint64, bool, error) {
-	keys := make([]string, len(hits))
-	args := make([]any, 0, 4*len(hits))
-	for i, h := range hits {
-		keys[i] = h.Key
-		enforce := "0"
-		if h.Enforce {
-			enforce = "1"
+	c := callPool.Get().(*redisCall)
+	c.hits, c.counts, c.over, c.err = hits, make([]uint64, len(hits)), false, nil
+	r.mu.Lock()
+	r.queue = append(r.queue, c)
+	if r.inFlight < r.opts.MaxInFlight {
+		r.inFlight++
+		batch := r.take()
+		r.mu.Unlock()
+		r.flush(batch)
+	} else {
+		r.mu.Unlock()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// The batch may still apply the hits; c is left to it (not pooled).
+		return nil, false, fmt.Errorf("%w: %w", ErrCounter, ctx.Err())
+	}
+	counts, over, err := c.counts, c.over, c.err
+	c.hits, c.counts = nil, nil
+	callPool.Put(c)
+	return counts, over, err
+}
+
+// take removes up to MaxBatch queued calls; r.mu is held.
+func (r *Redis) take() []*redisCall {
+	n := min(len(r.queue), r.opts.MaxBatch)
+	batch := make([]*redisCall, n)
+	copy(batch, r.queue)
+	rest := copy(r.queue, r.queue[n:])
+	clear(r.queue[rest:])
+	r.queue = r.queue[:rest]
+	return batch
+}
+
+// flush runs a batch; if calls queued meanwhile, the next batch goes out on
+// a new goroutine, so the caller returns with its own answer.
+func (r *Redis) flush(batch []*redisCall) {
+	r.run(batch)
+	r.mu.Lock()
+	if len(r.queue) == 0 {
+		r.inFlight--
+		r.mu.Unlock()
+		return
+	}
+	next := r.take()
+	r.mu.Unlock()
+	go r.flush(next)
+}
+
+// run decides a batch in one script call and wakes its callers.
+func (r *Redis) run(batch []*redisCall) {
+	nkeys := 0
+	for _, c := range batch {
+		nkeys += len(c.hits)
+	}
+	keys := make([]string, 0, nkeys)
+	args := make([]any, 0, 1+len(batch)+4*nkeys)
+	args = append(args, len(batch))
+	for _, c := range batch {
+		args = append(args, len(c.hits))
+		for _, h := range c.hits {
+			keys = append(keys, h.Key)
+			enforce := "0"
+			if h.Enforce {
+				enforce = "1"
+			}
+			ttl := int64(h.TTL / time.Second)
+			if ttl < 1 {
+				ttl = 1
+			}
+			args = append(args, strconv.FormatUint(h.Hits, 10), strconv.FormatUint(h.Limit, 10), enforce, ttl)
 		}
-		ttl := int64(h.TTL / time.Second)
-		if ttl < 1 {
-			ttl = 1
+	}
+	// The batch serves many callers: no one caller's deadline bounds it (the
+	// client's own timeouts do).
+	res, err := applyScript.Run(context.Background(), r.client, keys, args...).Int64Slice()
+	if err == nil && len(res) != len(batch)+nkeys {
+		err = fmt.Errorf("script returned %d values for %d requests with %d keys", len(res), len(batch), nkeys)
+	}
+	i := 0
+	for _, c := range batch {
+		if err != nil {
+			c.err = fmt.Errorf("%w: redis: %w", ErrCounter, err)
+		} else {
+			c.over = res[i] == 1
+			for j := range c.hits {
+				c.counts[j] = uint64(res[i+1+j])
+			}
+			i += 1 + len(c.hits)
 		}
-		args = append(args, h.Hits, h.Limit, enforce, ttl)
+		c.done <- struct{}{}
 	}
-	res, err := applyScript.Run(ctx, r.client, keys, args...).Int64Slice()
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: redis: %w", ErrCounter, err)
-	}
-	if len(res) != len(hits)+1 {
-		return nil, false, fmt.Errorf("%w: redis script returned %d values for %d keys", ErrCounter, len(res), len(hits))
-	}
-	counts := make([]uint64, len(hits))
-	for i := range hits {
-		counts[i] = uint64(res[i+1])
-	}
-	return counts, res[0] == 1, nil
 }
