@@ -429,7 +429,7 @@ func (s *pgStore) SaveProgress(ctx context.Context, id string, p Progress) error
 
 func (s *pgStore) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
 	q := `WITH d AS (DELETE FROM ` + s.t.txn + ` WHERE id IN (SELECT id FROM ` + s.t.txn + `
-			WHERE state IN ('committed','aborted') AND finished_at <= $1 ORDER BY finished_at LIMIT $2) RETURNING id),
+			WHERE created_at <= $1 AND finished_at <= $1 AND state IN ('committed','aborted') ORDER BY created_at LIMIT $2) RETURNING id),
 		b AS (DELETE FROM ` + s.t.branch + ` WHERE txn_id IN (SELECT id FROM d))
 		SELECT count(*) FROM d`
 	var n int

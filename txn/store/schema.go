@@ -15,10 +15,14 @@ type dialect struct {
 	forUpdate  string
 	skipLocked string
 	dollar     bool // $1 placeholders instead of ?
+	// branchOpts follow the branch table's definition: on PostgreSQL, room
+	// left in each page so that phase two's outcome (no indexed column
+	// changes) is a heap-only update that writes no index entry.
+	branchOpts string
 }
 
 var (
-	postgresDialect = dialect{name: "postgres", blob: "BYTEA", forShare: " FOR SHARE", forUpdate: " FOR UPDATE", skipLocked: " FOR UPDATE SKIP LOCKED", dollar: true}
+	postgresDialect = dialect{name: "postgres", blob: "BYTEA", forShare: " FOR SHARE", forUpdate: " FOR UPDATE", skipLocked: " FOR UPDATE SKIP LOCKED", dollar: true, branchOpts: " WITH (fillfactor = 80)"}
 	sqliteDialect   = dialect{name: "sqlite", blob: "BLOB"}
 )
 
@@ -67,7 +71,6 @@ func (d dialect) schema(t tables) []string {
 		)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_due ON ` + t.txn + ` (next_due) WHERE state IN ('trying','confirming','cancelling')`,
 		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_created ON ` + t.txn + ` (created_at)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.txn + `_finished ON ` + t.txn + ` (finished_at) WHERE state IN ('committed','aborted')`,
 		`CREATE TABLE IF NOT EXISTS ` + t.branch + ` (
 			txn_id TEXT NOT NULL,
 			branch_id TEXT NOT NULL,
@@ -79,6 +82,6 @@ func (d dialect) schema(t tables) []string {
 			last_error TEXT NOT NULL DEFAULT '',
 			updated_at BIGINT NOT NULL,
 			PRIMARY KEY (txn_id, branch_id)
-		)`,
+		)` + d.branchOpts,
 	}
 }

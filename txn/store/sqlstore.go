@@ -399,8 +399,8 @@ func reorder(args []any) []any {
 func (s *sqlStore) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n int
 	err := s.write(ctx, "", func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM `+s.t.txn+` WHERE state IN ('committed','aborted') AND finished_at <= ? ORDER BY finished_at LIMIT ?`,
-			micros(before), limit)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM `+s.t.txn+` WHERE created_at <= ? AND finished_at <= ? AND state IN ('committed','aborted') ORDER BY created_at LIMIT ?`,
+			micros(before), micros(before), limit)
 		if err != nil {
 			return fmt.Errorf("store: purge: %w", err)
 		}
