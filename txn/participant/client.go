@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
+	"github.com/rosenmesh/rosen/txn/store"
 )
 
 // Errors of the caller's side.
@@ -26,17 +27,30 @@ var (
 	ErrCoordinator = errors.New("participant: coordinator refused")
 )
 
-// Client talks to a coordinator's REST API.
+// Client talks to a coordinator's REST API, and to participants' Try
+// endpoints over HTTP or gRPC.
 type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:8080
 	HTTP    *http.Client
+	// GRPC calls grpc:// Try endpoints (one cached connection per host:port);
+	// NewClient sets it, Close closes its connections.
+	GRPC *coordinator.GRPCCaller
 }
 
 // NewClient returns a client with a pooled transport.
 func NewClient(baseURL string) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &Client{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+	return &Client{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{Transport: tr, Timeout: 2 * time.Minute},
+		GRPC: coordinator.NewGRPCCaller(30 * time.Second)}
+}
+
+// Close releases pooled HTTP connections and cached gRPC connections.
+func (c *Client) Close() {
+	c.HTTP.CloseIdleConnections()
+	if c.GRPC != nil {
+		c.GRPC.Close()
+	}
 }
 
 // Options of a new global transaction.
@@ -53,12 +67,13 @@ type Global struct {
 }
 
 // Branch is one participant's part: the caller runs Try, the coordinator Confirm or Cancel.
+// Each endpoint is an http(s):// URL or a gRPC method, grpc://host:port/package.Service/Method.
 type Branch struct {
 	ID      string
-	Try     string // URL the caller POSTs now
-	Confirm string // URLs the coordinator POSTs in phase two
+	Try     string // URL the caller POSTs now (or the gRPC method it invokes)
+	Confirm string // endpoints the coordinator calls in phase two
 	Cancel  string
-	Payload any // JSON body of all three calls
+	Payload any // JSON body of all three calls (a JSON object for gRPC: sent as google.protobuf.Struct)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) (int, error) {
@@ -123,6 +138,9 @@ func (g *Global) Try(ctx context.Context, b Branch) error {
 	if _, err := g.c.do(ctx, http.MethodPost, g.path("/branches"), reg, nil); err != nil {
 		return err
 	}
+	if len(b.Try) >= len(coordinator.GRPCScheme) && strings.EqualFold(b.Try[:len(coordinator.GRPCScheme)], coordinator.GRPCScheme) {
+		return g.tryGRPC(ctx, b, payload)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.Try, bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrTryFailed, b.ID, err)
@@ -141,6 +159,27 @@ func (g *Global) Try(ctx context.Context, b Branch) error {
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if o := coordinator.Classify(resp.StatusCode, body); o.Result != coordinator.Done {
+		return fmt.Errorf("%w: %s: %s", ErrTryFailed, b.ID, o.Detail)
+	}
+	return nil
+}
+
+// tryGRPC invokes a grpc:// Try with the payload as a google.protobuf.Struct
+// and the protocol as metadata (rosen-txn-id, rosen-branch-id,
+// rosen-txn-phase: try, twist-transaction-id, traceparent: the context's trace
+// when WithTraceparent set one, else the transaction's, as confirm and cancel
+// get). Its answer is read as the coordinator reads confirm's (ClassifyGRPC).
+func (g *Global) tryGRPC(ctx context.Context, b Branch, payload []byte) error {
+	if g.c.GRPC == nil {
+		g.c.GRPC = coordinator.NewGRPCCaller(30 * time.Second)
+	}
+	t := &store.Txn{ID: g.ID, Headers: map[string]string{}}
+	if tp := TraceparentFrom(ctx); tp != "" {
+		t.Headers[coordinator.HeaderTrace] = tp
+	}
+	sb := &store.Branch{ID: b.ID, Confirm: store.Action{URL: b.Try, Body: payload}}
+	// A malformed endpoint or a payload that is not a JSON object is a Failed outcome naming it.
+	if o := g.c.GRPC.Call(ctx, t, sb, coordinator.PhaseTry); o.Result != coordinator.Done {
 		return fmt.Errorf("%w: %s: %s", ErrTryFailed, b.ID, o.Detail)
 	}
 	return nil
