@@ -39,10 +39,16 @@ type grouper struct {
 	wg   sync.WaitGroup
 	max  int
 	exec func(ctx context.Context, ops []*groupOp) error
+	// undone reports whether a failed batch certainly committed nothing (the
+	// database refused a statement and rolled back), so that its writes may
+	// run again one by one. When the answer was lost (a connection dropped
+	// during the commit) it may have committed: every writer gets the error,
+	// as a write of its own would have.
+	undone func(error) bool
 }
 
-func newGrouper(workers, maxBatch int, exec func(ctx context.Context, ops []*groupOp) error) *grouper {
-	g := &grouper{ops: make(chan *groupOp), stop: make(chan struct{}), max: maxBatch, exec: exec}
+func newGrouper(workers, maxBatch int, exec func(ctx context.Context, ops []*groupOp) error, undone func(error) bool) *grouper {
+	g := &grouper{ops: make(chan *groupOp), stop: make(chan struct{}), max: maxBatch, exec: exec, undone: undone}
 	for range workers {
 		g.wg.Go(g.work)
 	}
@@ -92,7 +98,7 @@ func (g *grouper) run(batch []*groupOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	err := g.exec(ctx, batch)
-	if err != nil && len(batch) > 1 {
+	if err != nil && len(batch) > 1 && g.undone(err) {
 		// The whole batch rolled back: run each write alone, so that only the
 		// write at fault fails (and a deadlock victim simply runs again).
 		for _, op := range batch {

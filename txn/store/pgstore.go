@@ -61,8 +61,15 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*pgStore, erro
 	if workers <= 0 {
 		workers = 2 // measured: 2 gives batches of ≈9 writes at 32 callers and the least CPU per transaction
 	}
-	s.g = newGrouper(workers, 256, s.execBatch)
+	s.g = newGrouper(workers, 256, s.execBatch, pgUndone)
 	return s, nil
+}
+
+// pgUndone: PostgreSQL refused a statement (so it rolled back the implicit
+// transaction), or nothing reached it.
+func pgUndone(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) || pgconn.SafeToRetry(err)
 }
 
 // pgOp is one caller's write: the statements it queues and what they answered.

@@ -40,7 +40,9 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, prefix string) (*sq
 			return nil, fmt.Errorf("store: create schema on %s: %w", d.name, err)
 		}
 	}
-	s.g = newGrouper(1, 256, s.execBatch) // one connection: one writer
+	// One connection: one writer. A failed SQLite transaction (this process's
+	// own file) is rolled back, so its writes may always run again alone.
+	s.g = newGrouper(1, 256, s.execBatch, func(error) bool { return true })
 	return s, nil
 }
 

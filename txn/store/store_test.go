@@ -6,15 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/rosenmesh/rosen/internal/testenv"
 	"github.com/rosenmesh/rosen/txn/store"
 )
+
+func TestMain(m *testing.M) {
+	// Every store stops its group-commit workers and pools on Close.
+	goleak.VerifyTestMain(m)
+}
 
 // each runs one test body against SQLite and against the real PostgreSQL.
 func each(t *testing.T, body func(t *testing.T, s store.Store)) {
@@ -382,4 +389,71 @@ func TestPurge(t *testing.T) {
 			t.Fatalf("reuse after purge: %v", err)
 		}
 	})
+}
+
+// A database that is not there: a clear error at open, nothing left running.
+func TestUnreachableDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := store.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", store.Options{}); err == nil ||
+		!strings.Contains(err.Error(), "connect postgres") {
+		t.Fatalf("postgres: %v", err)
+	}
+	if _, err := store.OpenRedis(ctx, "redis://127.0.0.1:1/0", store.Options{}); err == nil || !strings.Contains(err.Error(), "connect redis") {
+		t.Fatalf("redis: %v", err)
+	}
+	if _, err := store.OpenRedis(ctx, "http://x", store.Options{}); err == nil || !strings.Contains(err.Error(), "redis url") {
+		t.Fatalf("bad redis url: %v", err)
+	}
+	if _, err := store.OpenPostgres(ctx, "postgres://x/y?sslmode=nonsense", store.Options{}); err == nil || !strings.Contains(err.Error(), "postgres dsn") {
+		t.Fatalf("bad postgres dsn: %v", err)
+	}
+}
+
+// PostgreSQL drops the store's connections mid-way (a restart, a failover):
+// writes in flight fail with an error or succeed, never half-applied, and the
+// store recovers without being reopened.
+func TestPostgresConnectionsKilled(t *testing.T) {
+	dsn, prefix := testenv.PostgresDSN(t), testenv.UniqueName("gone")
+	app := prefix
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	s, err := store.OpenPostgres(context.Background(), dsn+sep+"application_name="+app, store.Options{Prefix: prefix, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(); dropTables(t, dsn, prefix+"_txn", prefix+"_txn_branch") }()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Create(ctx, newTxn(fmt.Sprintf("k%d", i))) })
+		if i == 10 {
+			if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	for i, werr := range errs {
+		got, gerr := s.Get(ctx, fmt.Sprintf("k%d", i))
+		switch {
+		case werr == nil && (gerr != nil || len(got.Branches) != 1):
+			t.Fatalf("k%d acknowledged but not stored whole: %v %+v", i, gerr, got)
+		case werr != nil && gerr == nil && len(got.Branches) != 1:
+			t.Fatalf("k%d half applied: %+v", i, got)
+		case werr != nil && gerr != nil && !errors.Is(gerr, store.ErrNotFound):
+			t.Fatalf("k%d: store did not recover: %v", i, gerr)
+		}
+	}
+	if err := s.Create(ctx, newTxn("after")); err != nil {
+		t.Fatalf("store did not recover: %v", err)
+	}
 }
