@@ -22,12 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// database/sql's connection opener and pgx's background reader live as long as the *sql.DB;
-		// every test closes its store, these only linger until the runtime reaps them.
-		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 // stores runs body against a fresh SQLite store, a fresh PostgreSQL store and a fresh Redis store.
