@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,11 +21,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,15 +39,31 @@ import (
 	"github.com/rosenmesh/rosen/txn/store"
 )
 
+// config is the command line.
+type config struct {
+	kind, dsn, redis string
+	duration         time.Duration
+	clients, conns   int
+	workers          int
+	atBegin, split   bool
+	profile          string
+}
+
 func main() {
-	kind := flag.String("store", "postgres", "postgres or sqlite")
-	dsn := flag.String("postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL URL")
-	duration := flag.Duration("duration", 20*time.Second, "how long to load")
-	clients := flag.Int("clients", 64, "concurrent callers")
-	conns := flag.Int("conns", 32, "PostgreSQL connections")
-	profile := flag.String("cpuprofile", "", "write a CPU profile here")
-	atBegin := flag.Bool("branches-at-begin", false, "register both branches in the begin request (Twist-style) instead of one request each")
+	var cfg config
+	flag.StringVar(&cfg.kind, "store", "postgres", "postgres, sqlite or redis")
+	flag.StringVar(&cfg.dsn, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL URL")
+	flag.StringVar(&cfg.redis, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
+	flag.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long to load")
+	flag.IntVar(&cfg.clients, "clients", 64, "concurrent callers")
+	flag.IntVar(&cfg.conns, "conns", 32, "PostgreSQL connections")
+	flag.IntVar(&cfg.workers, "commit-workers", 0, "group commits in flight at once on PostgreSQL (0: the store's default)")
+	flag.BoolVar(&cfg.atBegin, "branches-at-begin", false, "register both branches in the begin request (Twist-style) instead of one request each")
+	flag.BoolVar(&cfg.split, "split", false, "run the coordinator in a child process, so its CPU is measured apart from the callers' and participants'")
+	role := flag.String("role", "", "internal: 'coordinator' runs only the coordinator (the child of -split)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile here (with -split, the coordinator's goes to <file>.coordinator)")
 	flag.Parse()
+	cfg.profile = *profile
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
@@ -52,7 +73,13 @@ func main() {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*kind, *dsn, *duration, *clients, *conns, *atBegin); err != nil {
+	var err error
+	if *role == "coordinator" {
+		err = serveCoordinator(cfg)
+	} else {
+		err = run(cfg)
+	}
+	if err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "txn-bench:", err)
 		os.Exit(1)
@@ -69,42 +96,123 @@ func listen(h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func run(kind, dsn string, duration time.Duration, clients, conns int, atBegin bool) error {
+// startCoordinator opens the store, runs a coordinator and serves its REST API
+// on loopback, plus GET /bench/cpu (this process's CPU time in ns).
+func startCoordinator(cfg config) (string, func(), error) {
 	ctx := context.Background()
 	prefix := fmt.Sprintf("bench_%d", time.Now().UnixNano()%1_000_000_000)
 	var st store.Store
 	var err error
-	switch kind {
+	var dir string
+	switch cfg.kind {
 	case "postgres":
-		st, err = store.OpenPostgres(ctx, dsn, store.Options{Prefix: prefix, MaxConns: conns})
+		st, err = store.OpenPostgres(ctx, cfg.dsn, store.Options{Prefix: prefix, MaxConns: cfg.conns, CommitWorkers: cfg.workers})
 	case "sqlite":
-		dir, derr := os.MkdirTemp("", "txn-bench-")
-		if derr != nil {
-			return derr
+		dir, err = os.MkdirTemp("", "txn-bench-")
+		if err != nil {
+			return "", nil, err
 		}
-		defer os.RemoveAll(dir)
 		st, err = store.OpenSQLite(ctx, filepath.Join(dir, "txn.db"), store.Options{})
+	case "redis":
+		st, err = store.OpenRedis(ctx, cfg.redis, store.Options{Prefix: prefix})
 	default:
-		return errors.New("-store: postgres or sqlite")
+		return "", nil, errors.New("-store: postgres, sqlite or redis")
 	}
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	defer st.Close()
 	c, err := coordinator.New(coordinator.Options{Store: st, Log: zap.NewNop()})
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = c.Run(runCtx); close(done) }()
-	defer func() { stop(); <-done }()
+	mux := http.NewServeMux()
+	mux.Handle("/api/", rest.New(c, nil))
+	mux.HandleFunc("/bench/cpu", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprint(w, int64(selfCPU()))
+	})
+	api, closeAPI, err := listen(mux)
+	if err != nil {
+		stop()
+		<-done
+		return "", nil, err
+	}
+	return api, func() {
+		closeAPI()
+		stop()
+		<-done
+		_ = st.Close()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
+}
 
-	api, closeAPI, err := listen(rest.New(c, nil))
+// serveCoordinator is the child of -split: it prints its address and serves until stdin closes.
+func serveCoordinator(cfg config) error {
+	api, stop, err := startCoordinator(cfg)
 	if err != nil {
 		return err
 	}
-	defer closeAPI()
+	defer stop()
+	fmt.Println(api)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// spawnCoordinator starts the -split child and returns its address.
+func spawnCoordinator(cfg config) (string, func(), error) {
+	args := []string{"-role", "coordinator", "-store", cfg.kind, "-postgres", cfg.dsn, "-redis", cfg.redis,
+		"-conns", strconv.Itoa(cfg.conns), "-commit-workers", strconv.Itoa(cfg.workers)}
+	if cfg.profile != "" {
+		args = append(args, "-cpuprofile", cfg.profile+".coordinator")
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return "", nil, fmt.Errorf("coordinator child: %w", err)
+	}
+	return strings.TrimSpace(line), func() { _ = stdin.Close(); _ = cmd.Wait() }, nil
+}
+
+func remoteCPU(api string) time.Duration {
+	resp, err := http.Get(api + "/bench/cpu")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, _ := strconv.ParseInt(string(b), 10, 64)
+	return time.Duration(n)
+}
+
+func run(cfg config) error {
+	clients, atBegin, duration, kind := cfg.clients, cfg.atBegin, cfg.duration, cfg.kind
+	startFn := startCoordinator
+	if cfg.split {
+		startFn = spawnCoordinator
+	}
+	api, stopCoordinator, err := startFn(cfg)
+	if err != nil {
+		return err
+	}
+	defer stopCoordinator()
 	var confirms atomic.Int64
 	participant := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -181,6 +289,11 @@ func run(kind, dsn string, duration time.Duration, clients, conns int, atBegin b
 		return nil
 	}
 
+	cpu0, pg0, redis0 := selfCPU(), processCPU("postgres"), processCPU("redis-server")
+	var coord0 time.Duration
+	if cfg.split {
+		coord0 = remoteCPU(api)
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var failures atomic.Int64
@@ -207,6 +320,11 @@ func run(kind, dsn string, duration time.Duration, clients, conns int, atBegin b
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu, pg, rd := selfCPU()-cpu0, processCPU("postgres")-pg0, processCPU("redis-server")-redis0
+	var coord time.Duration
+	if cfg.split {
+		coord = remoteCPU(api) - coord0
+	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
@@ -214,11 +332,61 @@ func run(kind, dsn string, duration time.Duration, clients, conns int, atBegin b
 		}
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
-	fmt.Printf("store=%s branches-at-begin=%v clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
-		kind, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures.Load(), float64(len(lat))/elapsed.Seconds(),
+	fmt.Printf("store=%s split=%v branches-at-begin=%v clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
+		kind, cfg.split, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures.Load(), float64(len(lat))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), confirms.Load())
+	if n := len(lat); n > 0 {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		db := pg
+		if kind == "redis" {
+			db = rd
+		}
+		// CPU per transaction of each part; the database's figure counts every
+		// process of that name on the machine (other users of it included).
+		if cfg.split {
+			fmt.Printf("cpu per txn: coordinator %.0f µs, %s %.0f µs, callers+participants %.0f µs; coordinator+store alone on 2 idle cores: %.0f tps\n",
+				per(coord), kind, per(db), per(cpu), 2e6/(per(coord)+per(db)))
+		} else {
+			fmt.Printf("cpu per txn: this process (coordinator, callers, participants) %.0f µs, %s %.0f µs; everything on 2 idle cores: %.0f tps\n",
+				per(cpu), kind, per(db), 2e6/(per(cpu)+per(db)))
+		}
+	}
 	if e := firstErr.Load(); e != nil {
 		fmt.Println("first error:", e)
 	}
 	return nil
+}
+
+// selfCPU is the user+system CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the user+system CPU time used so far by every process whose
+// command name is comm (Linux /proc; 0 elsewhere).
+func processCPU(comm string) time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, d := range dirs {
+		raw, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+		if open < 0 || end < open || string(raw[open+1:end]) != comm {
+			continue
+		}
+		f := strings.Fields(string(raw[end+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+		k, _ := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+		ticks += u + k
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ = 100
 }
