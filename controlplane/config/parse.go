@@ -91,6 +91,44 @@ func ParseYAML(file string, data []byte) ([]*Object, error) {
 	return objs, errs.Err()
 }
 
+// ParseYAMLReusing is ParseYAML for a new version of a file that was parsed
+// before into prev: a document whose text and position are unchanged is not
+// parsed again, its object from prev is returned as it was (the same
+// pointer). An edit of one document in a file of hundreds re-parses one
+// document, and consumers can tell unchanged objects by identity (the
+// runner's endpoint path does). Objects are immutable once parsed, so
+// sharing them is safe.
+func ParseYAMLReusing(file string, data []byte, prev []*Object) ([]*Object, error) {
+	if len(prev) == 0 {
+		return ParseYAML(file, data)
+	}
+	type docKey struct {
+		firstLine int
+		text      string
+	}
+	old := make(map[docKey]*Object, len(prev))
+	for _, o := range prev {
+		if o.File == file && o.text != nil {
+			old[docKey{o.firstLine, string(o.text)}] = o
+		}
+	}
+	var objs []*Object
+	var errs model.Errors
+	for _, d := range splitDocuments(data) {
+		if o, ok := old[docKey{d.firstLine, string(d.text)}]; ok {
+			objs = append(objs, o)
+			continue
+		}
+		o, derrs := parseDocument(file, d)
+		if len(derrs) > 0 {
+			errs = append(errs, derrs...)
+			continue
+		}
+		objs = append(objs, o)
+	}
+	return objs, errs.Err()
+}
+
 // yamlLine matches the line number in a YAML parser error.
 var yamlLine = regexp.MustCompile(`line (\d+):\s*`)
 

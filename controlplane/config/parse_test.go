@@ -194,3 +194,66 @@ spec:
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
+
+// TestParseYAMLReusing: documents whose text and position are unchanged keep
+// their object (same pointer); an edited one is parsed anew; a shift of lines
+// re-parses what moved, so every Source line stays right; errors are still
+// reported.
+func TestParseYAMLReusing(t *testing.T) {
+	doc := func(name, addr string) string {
+		return "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: " + name +
+			"\n  labels: {kubernetes.io/service-name: svc}\naddressType: IPv4\nendpoints:\n- addresses: [\"" + addr + "\"]\n"
+	}
+	v1 := doc("a", "10.0.0.1") + "---\n" + doc("b", "10.0.0.2") + "---\n" + doc("c", "10.0.0.3")
+	first, err := ParseYAML("eps.yaml", []byte(v1))
+	if err != nil || len(first) != 3 {
+		t.Fatalf("parse: %d objects, %v", len(first), err)
+	}
+
+	v2 := doc("a", "10.0.0.1") + "---\n" + doc("b", "10.0.0.9") + "---\n" + doc("c", "10.0.0.3")
+	second, err := ParseYAMLReusing("eps.yaml", []byte(v2), first)
+	if err != nil || len(second) != 3 {
+		t.Fatalf("reparse: %d objects, %v", len(second), err)
+	}
+	if second[0] != first[0] || second[2] != first[2] {
+		t.Error("unchanged documents were parsed again")
+	}
+	if second[1] == first[1] {
+		t.Fatal("the edited document was reused")
+	}
+	if got := second[1].Spec.(*discoveryv1.EndpointSlice).Endpoints[0].Addresses[0]; got != "10.0.0.9" {
+		t.Errorf("edited document: address %q", got)
+	}
+	// Reused objects agree with a fresh parse, line for line.
+	fresh, _ := ParseYAML("eps.yaml", []byte(v2))
+	for i := range fresh {
+		if fresh[i].Source() != second[i].Source() {
+			t.Errorf("object %d: source %+v, fresh parse says %+v", i, second[i].Source(), fresh[i].Source())
+		}
+	}
+
+	// A comment line on top moves every document: none may keep its old line.
+	shifted := "# moved\n" + v2
+	third, err := ParseYAMLReusing("eps.yaml", []byte(shifted), second)
+	if err != nil || len(third) != 3 {
+		t.Fatalf("shifted: %d objects, %v", len(third), err)
+	}
+	for i, o := range third {
+		if o == second[i] {
+			t.Errorf("object %d reused although its lines moved", i)
+		}
+		if want := second[i].Line + 1; o.Line != want {
+			t.Errorf("object %d: line %d, want %d", i, o.Line, want)
+		}
+	}
+
+	// Another file's objects are never taken, and errors are still reported.
+	bad := doc("a", "10.0.0.1") + "---\nkind: [\n"
+	objs, err := ParseYAMLReusing("other.yaml", []byte(bad), first)
+	if err == nil || !strings.Contains(err.Error(), "other.yaml:") {
+		t.Fatalf("want an error naming other.yaml, got %v", err)
+	}
+	if len(objs) != 1 || objs[0] == first[0] || objs[0].File != "other.yaml" {
+		t.Errorf("objects of other.yaml: %+v", objs)
+	}
+}

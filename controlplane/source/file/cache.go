@@ -104,6 +104,10 @@ func (c *parseCache) file(path string, st *loadStats) (*parsedFile, error) {
 		return &parsedFile{size: int64(len(data)), mtime: info.ModTime(), readAt: readAt, sum: sum, objs: prev.objs, err: prev.err}, nil
 	}
 	st.parsed++
-	objs, perr := config.ParseYAML(path, data)
+	var prevObjs []*config.Object
+	if prev != nil {
+		prevObjs = prev.objs
+	}
+	objs, perr := config.ParseYAMLReusing(path, data, prevObjs)
 	return &parsedFile{size: int64(len(data)), mtime: info.ModTime(), readAt: readAt, sum: sum, objs: objs, err: perr}, nil
 }
