@@ -46,6 +46,7 @@ type Runner struct {
 	applyMu    sync.Mutex
 	lastStruct [32]byte
 	hasLast    bool
+	accepted   *accepted // endpointpath.go: the last published set and mesh
 
 	mu        sync.Mutex
 	isolation *Isolation      // isolate.go
@@ -69,6 +70,11 @@ const (
 	// ModeEndpoints builds and validates only the load assignments
 	// (validate.MeshEndpoints): the change touched nothing but endpoints.
 	ModeEndpoints = "endpoints"
+	// ModeIncremental skips the build too: only EndpointSlices or Pods
+	// changed, so only their services' endpoints are rebuilt on the last
+	// published mesh and only their load assignments are built, validated
+	// and published (endpointpath.go).
+	ModeIncremental = "incremental"
 )
 
 // New creates a runner. reg may be nil.
@@ -85,10 +91,10 @@ func New(log *zap.Logger, src Source, pub Publisher, reg prometheus.Registerer) 
 		}),
 		translations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rosen_config_translations_total",
-			Help: "Translations run by the validation gate, by mode: full (every proxy kind, routes included) or endpoints (load assignments only).",
+			Help: "Translations run by the validation gate, by mode: full (every proxy kind, routes included), endpoints (every load assignment) or incremental (the load assignments of the services whose EndpointSlices or Pods changed).",
 		}, []string{"mode"}),
 	}
-	for _, mode := range []string{ModeFull, ModeEndpoints} {
+	for _, mode := range []string{ModeFull, ModeEndpoints, ModeIncremental} {
 		m.translations.WithLabelValues(mode)
 	}
 	if reg != nil {
@@ -137,12 +143,15 @@ func (r *Runner) Apply(set *config.Set, err error) {
 // translate exactly as before and to have passed the gate, so only the new
 // load assignments are built and checked.
 func (r *Runner) apply(set *config.Set) (mode string, err error) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	if handled, err := r.applyEndpoints(set); handled {
+		return ModeIncremental, set.Locate(err)
+	}
 	mesh, err := r.build(set) // isolate.go
 	if err != nil {
 		return "", set.Locate(err)
 	}
-	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
 	hash, hashErr := model.StructureHash(mesh)
 	if hashErr != nil {
 		r.log.Warn("cannot hash the mesh; validating all of it", zap.Error(hashErr))
@@ -164,6 +173,7 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 		return mode, err
 	}
 	r.lastStruct, r.hasLast = hash, hashErr == nil
+	r.accepted = newAccepted(set, mesh)
 	for _, f := range r.observers {
 		f(mesh)
 	}

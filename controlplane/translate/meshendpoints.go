@@ -10,11 +10,28 @@ import (
 // it is what an endpoint-only change must check (validate.MeshEndpoints)
 // when the rest of the mesh is known to be unchanged.
 func MeshEndpoints(m *model.Mesh) *Resources {
+	return ServiceEndpoints(m, nil)
+}
+
+// ServiceEndpoints is MeshEndpoints for the services of the given hosts
+// only (every service when hosts is nil): what a change of those services'
+// endpoints must check.
+func ServiceEndpoints(m *model.Mesh, hosts []string) *Resources {
 	r := &Resources{Origins: map[string]model.Source{}}
 	if m == nil {
 		return r
 	}
+	var only map[string]bool
+	if hosts != nil {
+		only = make(map[string]bool, len(hosts))
+		for _, h := range hosts {
+			only[h] = true
+		}
+	}
 	for _, s := range m.Services {
+		if only != nil && !only[s.Host] {
+			continue
+		}
 		if s.Resolution == model.ResolutionDNS || s.Resolution == model.ResolutionNone {
 			continue // inlined in the cluster, or no endpoints at all (Cluster)
 		}

@@ -21,3 +21,19 @@ func MeshEndpoints(m *model.Mesh) error {
 	c.endpoints()
 	return c.errs.Err()
 }
+
+// ServiceEndpoints is MeshEndpoints for the services of the given hosts
+// only: the gate for a change that moved nothing but those services'
+// endpoints (istio.RebuildEndpoints).
+func ServiceEndpoints(m *model.Mesh, hosts []string) error {
+	if m == nil {
+		return model.Errors{model.Errorf(model.Source{}, "", "no mesh")}
+	}
+	if hosts == nil {
+		hosts = []string{}
+	}
+	c := &checker{res: translate.ServiceEndpoints(m, hosts)}
+	c.protos()
+	c.endpoints()
+	return c.errs.Err()
+}

@@ -31,6 +31,22 @@ func TestMeshEndpoints(t *testing.T) {
 	if validate.MeshEndpoints(nil) == nil {
 		t.Error("nil mesh passed")
 	}
+
+	// ServiceEndpoints checks the named hosts' assignments only: the same
+	// errors for reviews, none for a host that is not broken.
+	got = nil
+	for _, fe := range model.AsFieldErrors(validate.ServiceEndpoints(m, []string{"reviews.default.svc.cluster.local"})) {
+		got = append(got, fe.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ServiceEndpoints errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := validate.ServiceEndpoints(m, []string{"other.default.svc.cluster.local"}); err != nil {
+		t.Errorf("another host's assignments: %v", err)
+	}
+	if err := validate.ServiceEndpoints(m, nil); err != nil {
+		t.Errorf("no hosts: %v", err)
+	}
 }
 
 // TestMeshErrorsOnceInProxyOrder: validate.Mesh checks proxies in
