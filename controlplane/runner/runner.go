@@ -15,6 +15,7 @@ import (
 
 	"github.com/rosenmesh/rosen/controlplane/config"
 	"github.com/rosenmesh/rosen/controlplane/model"
+	"github.com/rosenmesh/rosen/controlplane/translate"
 	"github.com/rosenmesh/rosen/controlplane/validate"
 	"github.com/rosenmesh/rosen/controlplane/xds"
 )
@@ -31,6 +32,14 @@ type Publisher interface {
 	Ready() bool
 	Status() xds.Status
 }
+
+// SharedPublisher is a Publisher that can reuse the gate's translations of
+// a mesh (xds.Server does).
+type SharedPublisher interface {
+	UpdateShared(m *model.Mesh, sh *translate.Shared) error
+}
+
+var _ SharedPublisher = (*xds.Server)(nil)
 
 // Runner owns the pipeline and the record of the last rejection.
 type Runner struct {
@@ -161,15 +170,23 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 		mode = ModeEndpoints
 	}
 	r.metrics.translations.WithLabelValues(mode).Inc()
+	// The gate's translations are shared with the publisher's: the xDS
+	// server's groups reuse what the gate built and checked.
+	sh := translate.NewShared(mesh)
 	if mode == ModeEndpoints {
 		err = validate.MeshEndpoints(mesh)
 	} else {
-		err = validate.Mesh(mesh)
+		err = validate.MeshShared(mesh, sh)
 	}
 	if err != nil {
 		return mode, err
 	}
-	if err := r.pub.Update(mesh); err != nil {
+	if sp, ok := r.pub.(SharedPublisher); ok {
+		err = sp.UpdateShared(mesh, sh)
+	} else {
+		err = r.pub.Update(mesh)
+	}
+	if err != nil {
 		return mode, err
 	}
 	r.lastStruct, r.hasLast = hash, hashErr == nil

@@ -26,7 +26,7 @@ const HTTPProtocolOptionsName = "envoy.extensions.upstreams.http.v3.HttpProtocol
 // addClusters emits every service port × (no subset + each subset), and the
 // load assignments of the EDS ones. Proxyless clients skip NONE-resolution
 // services (grpc-go has no ORIGINAL_DST).
-func addClusters(m *model.Mesh, kind ProxyKind, r *Resources) {
+func addClusters(m *model.Mesh, kind ProxyKind, r *Resources, sh *Shared) {
 	for _, s := range m.Services {
 		if kind == Proxyless && s.Resolution == model.ResolutionNone {
 			continue
@@ -38,11 +38,11 @@ func addClusters(m *model.Mesh, kind ProxyKind, r *Resources) {
 		for _, port := range s.Ports {
 			subsets := append([]string{""}, subsetNames(s)...)
 			for _, sub := range subsets {
-				c := Cluster(s, port, sub, kind)
+				c := sh.cluster(s, port, sub, kind)
 				r.Clusters = append(r.Clusters, c)
 				r.origin(KindCluster, c.Name, src)
 				if c.GetType() == clusterv3.Cluster_EDS {
-					r.Endpoints = append(r.Endpoints, LoadAssignment(s, port, sub))
+					r.Endpoints = append(r.Endpoints, sh.loadAssignment(s, port, sub))
 					r.origin(KindEndpoint, c.Name, s.Source)
 				}
 			}

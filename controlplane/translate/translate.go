@@ -71,6 +71,14 @@ func (r *Resources) origin(kind, name string, src model.Source) {
 
 // Translate builds every resource for proxy p, endpoints included.
 func Translate(m *model.Mesh, p Proxy) (*Resources, error) {
+	return TranslateShared(m, p, nil)
+}
+
+// TranslateShared is Translate with the clusters and load assignments that
+// other proxies' translations of m already built taken from sh (nil, or a
+// memo of another mesh: none are). The resources are the same; they may be
+// the very values given to other proxies, so they must not be modified.
+func TranslateShared(m *model.Mesh, p Proxy, sh *Shared) (*Resources, error) {
 	if m == nil {
 		return nil, fmt.Errorf("translate: nil mesh")
 	}
@@ -88,7 +96,7 @@ func Translate(m *model.Mesh, p Proxy) (*Resources, error) {
 	default:
 		return nil, fmt.Errorf("translate: unknown proxy kind %q", p.Kind)
 	}
-	addClusters(m, p.Kind, r)
+	addClusters(m, p.Kind, r, sh.For(m))
 	r.sort()
 	return r, nil
 }

@@ -32,13 +32,27 @@ func (c *checker) protos() {
 		c.message(translate.KindRoute, r.GetName(), r)
 	}
 	for _, cl := range c.res.Clusters {
-		c.message(translate.KindCluster, cl.GetName(), cl)
+		c.sharedMessage(translate.KindCluster, cl.GetName(), cl)
 	}
 	for _, e := range c.res.Endpoints {
-		c.message(translate.KindEndpoint, e.GetClusterName(), e)
+		c.sharedMessage(translate.KindEndpoint, e.GetClusterName(), e)
 	}
 	for _, s := range c.res.Secrets {
 		c.message(translate.KindSecret, s.GetName(), s)
+	}
+}
+
+// sharedMessage is message for a value other proxies may share
+// (translate.Shared): checked once, and remembered only when it passed, so
+// a bad value is reported through every proxy that has it.
+func (c *checker) sharedMessage(kind, name string, m proto.Message) {
+	if c.shared.Checked(m) {
+		return
+	}
+	before := len(c.errs)
+	c.message(kind, name, m)
+	if len(c.errs) == before {
+		c.shared.MarkChecked(m)
 	}
 }
 

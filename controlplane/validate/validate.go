@@ -22,10 +22,19 @@ import (
 // *model.FieldError, each naming the resource in its message, the field
 // path in Field and the config that produced it in Source.
 func Resources(r *translate.Resources) error {
+	return ResourcesShared(r, nil)
+}
+
+// ResourcesShared is Resources for resources translated with sh
+// (translate.TranslateShared): a cluster or load assignment that already
+// passed the per-resource checks through another proxy's resources is not
+// checked again. The cross-reference checks, which depend on the proxy's
+// whole set, always run.
+func ResourcesShared(r *translate.Resources, sh *translate.Shared) error {
 	if r == nil {
 		return model.Errors{model.Errorf(model.Source{}, "", "no resources")}
 	}
-	c := &checker{res: r}
+	c := &checker{res: r, shared: sh}
 	c.protos()
 	c.listeners()
 	c.routes()
@@ -40,6 +49,13 @@ func Resources(r *translate.Resources) error {
 // Proxies are translated and checked in parallel (translation is pure),
 // one per CPU; the errors come out in proxy order whatever the timing.
 func Mesh(m *model.Mesh) error {
+	return MeshShared(m, translate.NewShared(m))
+}
+
+// MeshShared is Mesh with its translations and checks shared through sh, so
+// that the xDS server can reuse them for its proxy groups.
+func MeshShared(m *model.Mesh, sh *translate.Shared) error {
+	sh = sh.For(m)
 	proxies := []translate.Proxy{{Kind: translate.Proxyless}, {Kind: translate.Sidecar}}
 	// A sidecar's config depends on its namespace (short host names resolve
 	// there), so check one in every namespace the mesh mentions.
@@ -58,12 +74,12 @@ func Mesh(m *model.Mesh) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r, err := translate.Translate(m, p)
+			r, err := translate.TranslateShared(m, p, sh)
 			if err != nil {
 				results[i].translateErr = fmt.Errorf("translate for %s proxy: %w", p.Kind, err)
 				return
 			}
-			results[i].checkErr = Resources(r)
+			results[i].checkErr = ResourcesShared(r, sh)
 		}()
 	}
 	wg.Wait()
@@ -86,6 +102,7 @@ func Mesh(m *model.Mesh) error {
 
 type checker struct {
 	res          *translate.Resources
+	shared       *translate.Shared // values checked through other proxies (ResourcesShared)
 	errs         model.Errors
 	clusterNames map[string]bool              // see clusterSet
 	unpacked     map[*anypb.Any]proto.Message // walk.go: each Any unpacked once

@@ -71,6 +71,7 @@ func (s *Server) UpdateEndpoints(m *model.Mesh, hosts []string) error {
 	}
 	s.mu.Lock()
 	s.mesh = m
+	s.shared = nil
 	s.version++
 	s.configErr = nil
 	version := s.version

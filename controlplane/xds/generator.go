@@ -12,7 +12,20 @@ import (
 // resources and controlplane/validate as the gate.
 type MeshGenerator struct{}
 
-var _ Generator = MeshGenerator{}
+var (
+	_ Generator       = MeshGenerator{}
+	_ SharedGenerator = MeshGenerator{}
+)
+
+// TranslateShared implements SharedGenerator.
+func (MeshGenerator) TranslateShared(m *model.Mesh, p translate.Proxy, sh *translate.Shared) (*translate.Resources, error) {
+	return translate.TranslateShared(m, p, sh)
+}
+
+// ValidateShared implements SharedGenerator.
+func (MeshGenerator) ValidateShared(r *translate.Resources, sh *translate.Shared) error {
+	return validate.ResourcesShared(r, sh)
+}
 
 // Translate implements Generator.
 func (MeshGenerator) Translate(m *model.Mesh, p translate.Proxy) (*translate.Resources, error) {

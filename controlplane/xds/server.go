@@ -40,6 +40,13 @@ type Generator interface {
 	Validate(r *translate.Resources) error
 }
 
+// SharedGenerator is a Generator that can share work between the
+// translations of one mesh (translate.Shared); UpdateShared uses it.
+type SharedGenerator interface {
+	TranslateShared(m *model.Mesh, p translate.Proxy, sh *translate.Shared) (*translate.Resources, error)
+	ValidateShared(r *translate.Resources, sh *translate.Shared) error
+}
+
 // Options tune the server. The zero value is usable.
 type Options struct {
 	// Registry receives the server's Prometheus metrics (none when nil).
@@ -106,9 +113,10 @@ type Server struct {
 
 	mu        sync.RWMutex
 	groups    map[string]*group
-	mesh      *model.Mesh // last good mesh
-	version   uint64      // meshes accepted
-	configErr error       // why the last mesh was rejected
+	mesh      *model.Mesh       // last good mesh
+	shared    *translate.Shared // translations of mesh shared by groups (UpdateShared), or nil
+	version   uint64            // meshes accepted
+	configErr error             // why the last mesh was rejected
 }
 
 // New creates a server; it serves nothing until the first Update.
@@ -227,7 +235,7 @@ func (s *Server) groupFor(n *corev3.Node) (*group, error) {
 	s.nextSerial++
 	g = newGroup(info.Group, info.Proxy, fmt.Sprintf("%s.%d.", s.bootID, s.nextSerial), time.Now())
 	if mesh != nil {
-		r, err := s.generate(mesh, g.proxy)
+		r, err := s.generate(mesh, g.proxy, s.shared)
 		if err != nil {
 			g.setErr(err)
 			s.log.Error("no configuration for new proxy group", zap.String("group", g.key), zap.Error(err))
@@ -248,11 +256,20 @@ func (s *Server) groupFor(n *corev3.Node) (*group, error) {
 }
 
 // generate translates and validates one group's resources.
-func (s *Server) generate(m *model.Mesh, p translate.Proxy) (r *translate.Resources, err error) {
+func (s *Server) generate(m *model.Mesh, p translate.Proxy, sh *translate.Shared) (r *translate.Resources, err error) {
 	defer recoverAsError(&err)
 	start := time.Now()
 	defer func() { s.metrics.translateDur.WithLabelValues("full").Observe(time.Since(start).Seconds()) }()
 	s.metrics.translations.WithLabelValues("full").Inc()
+	if sg, ok := s.gen.(SharedGenerator); ok && sh.For(m) != nil {
+		if r, err = sg.TranslateShared(m, p, sh); err != nil {
+			return nil, err
+		}
+		if err := sg.ValidateShared(r, sh); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	r, err = s.gen.Translate(m, p)
 	if err != nil {
 		return nil, err

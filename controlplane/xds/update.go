@@ -29,6 +29,14 @@ type plan struct {
 // endpoints, only ClusterLoadAssignments are rebuilt: routes, listeners and
 // clusters are not translated again.
 func (s *Server) Update(m *model.Mesh) error {
+	return s.UpdateShared(m, nil)
+}
+
+// UpdateShared is Update reusing the translations and checks that the
+// caller's gate made of m through sh (validate.MeshShared): a group whose
+// proxy the gate translated gets the very clusters and load assignments
+// the gate built and checked, so they are neither built nor checked again.
+func (s *Server) UpdateShared(m *model.Mesh, sh *translate.Shared) error {
 	if m == nil {
 		return errors.New("xds: nil mesh")
 	}
@@ -70,7 +78,7 @@ func (s *Server) Update(m *model.Mesh) error {
 			if endpointsOnly {
 				results[i], errs[i] = s.generateEndpoints(m, g)
 			} else {
-				results[i], errs[i] = s.generate(m, g.proxy)
+				results[i], errs[i] = s.generate(m, g.proxy, sh)
 			}
 		}()
 	}
@@ -120,6 +128,7 @@ func (s *Server) Update(m *model.Mesh) error {
 	s.structHash = hash
 	s.mu.Lock()
 	s.mesh = m
+	s.shared = sh.For(m)
 	s.version++
 	s.configErr = nil
 	version := s.version
