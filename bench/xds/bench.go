@@ -97,7 +97,11 @@ func (b *bench) measure(ctx context.Context) error {
 	var pooled []time.Duration
 	var lost, completeLost int
 	var complete []time.Duration
-	for i := 0; i < b.o.repeats && ctx.Err() == nil; i++ {
+	serviceRepeats := b.o.repeats
+	if b.o.serviceRepeats >= 0 {
+		serviceRepeats = b.o.serviceRepeats
+	}
+	for i := 0; i < serviceRepeats && ctx.Err() == nil; i++ {
 		idx := b.o.services + i
 		name := serviceName(idx)
 		p := newProbe(b.o.proxies, typeURLs[tCDS], clusterName(name, "v1"), "")

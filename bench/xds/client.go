@@ -108,12 +108,21 @@ func (f *fleet) nodeFor(i int) *corev3.Node {
 	}
 }
 
+// envoyWindow is Envoy's default HTTP/2 stream and connection window.
+const envoyWindow = 256 << 20
+
 // connect dials the connections and starts every stream; it returns at once.
 func (f *fleet) connect(ctx context.Context) error {
 	nconn := (f.cfg.proxies + f.cfg.perConn - 1) / f.cfg.perConn
 	for c := 0; c < nconn; c++ {
 		conn, err := grpc.NewClient(f.cfg.addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// HTTP/2 flow-control windows as Envoy's defaults
+			// (initial_stream_window_size and initial_connection_window_size,
+			// 256 MiB): grpc-go's 64 KiB start would throttle the server
+			// with window updates no Envoy sends.
+			grpc.WithInitialWindowSize(envoyWindow),
+			grpc.WithInitialConnWindowSize(envoyWindow),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 		if err != nil {
 			return fmt.Errorf("dial %s: %w", f.cfg.addr, err)

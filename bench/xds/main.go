@@ -19,6 +19,7 @@ import (
 
 type options struct {
 	proxies, services, perConn, files, repeats int
+	serviceRepeats                             int
 	mode, kind, rosen, out, heapProfile        string
 	cpuProfile                                 string
 	cpuProfileFor                              time.Duration
@@ -34,6 +35,7 @@ func main() {
 	flag.IntVar(&o.perConn, "per-conn", 50, "ADS streams per gRPC connection")
 	flag.IntVar(&o.files, "files", 10, "config files the services are spread over")
 	flag.IntVar(&o.repeats, "repeats", 5, "measured changes of each kind")
+	flag.IntVar(&o.serviceRepeats, "service-repeats", -1, "measured new-service changes (default: -repeats; 0 measures endpoint edits alone, e.g. to profile them)")
 	flag.StringVar(&o.mode, "mode", "sotw", "xDS variant: sotw or delta")
 	flag.StringVar(&o.kind, "kind", kindGateway, "proxy kind: gateway or proxyless")
 	flag.StringVar(&o.rosen, "rosen", "", "rosen binary (default: go build ./cmd/rosen into the work folder)")
