@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 // Sentinel errors for bad events; the engine dead-letters them with the reason.
@@ -31,50 +34,144 @@ type Event struct {
 	Seq     uint64         `json:"-"`
 }
 
-type wire struct {
-	ID      string          `json:"id"`
-	Type    string          `json:"type"`
-	Event   string          `json:"event"` // Gravity's name for type
-	Key     json.RawMessage `json:"key"`
-	Time    *time.Time      `json:"time"`
-	Payload json.RawMessage `json:"payload"`
-}
+// parsers are reused: a parse allocates almost nothing but the values kept.
+var parsers fastjson.ParserPool
 
 // Decode parses one envelope. "event" is accepted as a synonym of "type";
-// key may be a string or a number (kept as its literal text).
+// key may be a string or a number (kept as its literal text). The JSON is
+// validated strictly first (RFC 8259: no NaN, no bad escapes, no trailing
+// data), then parsed once; numbers keep their literal text as json.Number.
 func Decode(data []byte) (*Event, error) {
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&w); err != nil {
+	if err := fastjson.ValidateBytes(data); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+	p := parsers.Get()
+	defer parsers.Put(p)
+	root, err := p.ParseBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	ev := &Event{ID: w.ID, Type: w.Type}
+	obj, err := root.Object()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the envelope is not a JSON object", ErrMalformed)
+	}
+	ev := &Event{}
+	var typ, gravity string
+	var payload *fastjson.Value
+	var bad error
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if bad != nil {
+			return
+		}
+		key := string(k)
+		switch {
+		case strings.EqualFold(key, "id"):
+			ev.ID, bad = envelopeString(key, v)
+		case strings.EqualFold(key, "type"):
+			typ, bad = envelopeString(key, v)
+		case strings.EqualFold(key, "event"):
+			gravity, bad = envelopeString(key, v)
+		case strings.EqualFold(key, "key"):
+			switch v.Type() {
+			case fastjson.TypeNull:
+				ev.Key = ""
+			case fastjson.TypeString:
+				ev.Key = text(v.GetStringBytes())
+			default:
+				ev.Key = string(v.MarshalTo(nil))
+			}
+		case strings.EqualFold(key, "time"):
+			var s string
+			if s, bad = envelopeString(key, v); bad == nil && v.Type() != fastjson.TypeNull {
+				ev.Time, bad = time.Parse(time.RFC3339Nano, s)
+				if bad != nil {
+					bad = fmt.Errorf("time: %w", bad)
+				}
+			}
+		case strings.EqualFold(key, "payload"):
+			payload = v
+		}
+	})
+	if bad != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, bad)
+	}
+	ev.Type = typ
 	if ev.Type == "" {
-		ev.Type = w.Event
+		ev.Type = gravity
 	}
 	if ev.Type == "" {
 		return nil, ErrNoType
 	}
-	if w.Time != nil {
-		ev.Time = *w.Time
+	if payload == nil || payload.Type() != fastjson.TypeObject {
+		return nil, ErrNoPayload
 	}
-	if len(w.Key) > 0 && string(w.Key) != "null" {
-		var s string
-		if err := json.Unmarshal(w.Key, &s); err == nil {
-			ev.Key = s
-		} else {
-			ev.Key = strings.TrimSpace(string(w.Key))
-		}
-	}
-	p, err := DecodePayload(w.Payload)
+	m, err := value(payload)
 	if err != nil {
 		return nil, err
 	}
-	ev.Payload = p
+	ev.Payload = m.(map[string]any)
 	return ev, nil
+}
+
+func envelopeString(key string, v *fastjson.Value) (string, error) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return "", nil
+	case fastjson.TypeString:
+		return text(v.GetStringBytes()), nil
+	}
+	return "", fmt.Errorf("%s must be a string, not %s", key, v.Type())
+}
+
+// text copies a string out of the parser's buffer; invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func text(b []byte) string {
+	if !utf8.Valid(b) {
+		return strings.ToValidUTF8(string(b), "\uFFFD")
+	}
+	return string(b)
+}
+
+// value converts a validated fastjson value into encoding/json's shapes
+// (map[string]any, []any, string, bool, nil), with numbers as json.Number.
+func value(v *fastjson.Value) (any, error) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return nil, nil
+	case fastjson.TypeTrue:
+		return true, nil
+	case fastjson.TypeFalse:
+		return false, nil
+	case fastjson.TypeString:
+		return text(v.GetStringBytes()), nil
+	case fastjson.TypeNumber:
+		return json.Number(v.MarshalTo(nil)), nil
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		out := make([]any, len(arr))
+		for i, x := range arr {
+			var err error
+			if out[i], err = value(x); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		out := make(map[string]any, o.Len())
+		var err error
+		o.Visit(func(k []byte, x *fastjson.Value) {
+			if err != nil {
+				return
+			}
+			var y any
+			if y, err = value(x); err == nil {
+				out[text(k)] = y
+			}
+		})
+		return out, err
+	}
+	return nil, fmt.Errorf("%w: unexpected JSON value", ErrMalformed)
 }
 
 // DecodePayload decodes a JSON object with exact numbers.
@@ -82,17 +179,23 @@ func DecodePayload(raw []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return nil, ErrNoPayload
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	if err := fastjson.ValidateBytes(raw); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	}
+	if v.Type() != fastjson.TypeObject {
 		return nil, ErrNoPayload
 	}
-	return m, nil
+	m, err := value(v)
+	if err != nil {
+		return nil, err
+	}
+	return m.(map[string]any), nil
 }
 
 // Encode is the wire form of an envelope (what sources publish and exporters emit).

@@ -62,3 +62,39 @@ func TestDecodeBadInput(t *testing.T) {
 		}
 	}
 }
+
+// The decoder is strict where a lenient parser would let junk through, and
+// shapes values exactly as encoding/json with UseNumber does.
+func TestDecodeStrictAndExact(t *testing.T) {
+	for name, in := range map[string]string{
+		"NaN":            `{"type":"x","payload":{"a":NaN}}`,
+		"Inf":            `{"type":"x","payload":{"a":-Inf}}`,
+		"leading zero":   `{"type":"x","payload":{"a":01}}`,
+		"bad escape":     `{"type":"x","payload":{"a":"\x"}}`,
+		"control char":   "{\"type\":\"x\",\"payload\":{\"a\":\"\x01\"}}",
+		"type number":    `{"type":5,"payload":{}}`,
+		"time not RFC":   `{"type":"x","time":"yesterday","payload":{}}`,
+		"envelope array": `[{"type":"x","payload":{}}]`,
+	} {
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	ev, err := Decode([]byte("{\"Type\":\"x\",\"key\":12345678901234567890,\"time\":\"2026-12-03T10:00:00.5Z\",\"payload\":{\"s\":\"a\\u00e9\\n\\ud83d\\ude80\",\"bad\":\"\xff\",\"d\":-1.50e+3,\"l\":[1,\"2\",null,true,{\"z\":0.1}],\"dup\":1,\"dup\":2}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "x" || ev.Key != "12345678901234567890" || ev.Time.Format("15:04:05.0") != "10:00:00.5" {
+		t.Fatalf("envelope = %+v", ev)
+	}
+	want := map[string]any{"s": "aé\n🚀", "bad": "\uFFFD", "d": json.Number("-1.50e+3"),
+		"l": []any{json.Number("1"), "2", nil, true, map[string]any{"z": json.Number("0.1")}}, "dup": json.Number("2")}
+	got, _ := json.Marshal(ev.Payload)
+	exp, _ := json.Marshal(want)
+	if string(got) != string(exp) {
+		t.Fatalf("payload = %s, want %s", got, exp)
+	}
+	if _, ok := ev.Payload["d"].(json.Number); !ok {
+		t.Fatalf("number decoded as %T", ev.Payload["d"])
+	}
+}
