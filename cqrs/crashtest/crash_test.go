@@ -74,7 +74,7 @@ func TestCrashWorkersWhileEventsStream(t *testing.T) {
 		_ = js.DeleteStream(context.Background(), stream+"_DLQ")
 		if c, err := pgx.Connect(context.Background(), pgURL); err == nil {
 			_, _ = c.Exec(context.Background(), `DROP TABLE IF EXISTS "`+table+`"`)
-			_, _ = c.Exec(context.Background(), `DELETE FROM rosen_cqrs_watermarks WHERE view_name = $1`, table)
+			_, _ = c.Exec(context.Background(), `DELETE FROM rosen_cqrs_offsets WHERE view_name = $1`, table)
 			_ = c.Close(context.Background())
 		}
 	}()

@@ -37,7 +37,7 @@ type Options struct {
 	DeadLetters DeadLetters
 	Log         *zap.Logger
 	Registry    prometheus.Registerer // may be nil
-	BatchSize   int                   // default 2000
+	BatchSize   int                   // default 10000 (a backlog drains in large batches; see source linger)
 	// Views restricts the engine to these views (replay, backfill); events of
 	// other types are ignored rather than dead-lettered.
 	Views []string
@@ -60,7 +60,7 @@ type Engine struct {
 // New checks that every rule has its sink and exporters.
 func New(o Options) (*Engine, error) {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 2000
+		o.BatchSize = 10000
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
@@ -166,7 +166,7 @@ func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
 				continue
 			}
 			e.metrics.events.WithLabelValues(ruleLabel(r)).Inc()
-			ops[r.Database] = append(ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Tag: i})
+			ops[r.Database] = append(ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Lane: m.Lane, Tag: i})
 		}
 		if !matched && len(e.opts.Views) == 0 {
 			letters = append(letters, letter{seq: m.Seq, reason: fmt.Sprintf("no rule for event type %q", ev.Type), data: m.Data})
@@ -252,7 +252,7 @@ func (e *Engine) deadLetter(ctx context.Context, letters []letter) error {
 	return nil
 }
 
-// export emits every committed op (including redeliveries the watermark
+// export emits every committed op (including redeliveries the offsets
 // skipped: at least once) to its rule's exporters.
 func (e *Engine) export(ctx context.Context, ops []sink.Op, events []routed) error {
 	per := map[string][]exporter.Record{}

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rosen_cqrs_rows_written_total",
 			Help: "Rows upserted or deleted per database."}, []string{"database"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rosen_cqrs_redeliveries_skipped_total",
-			Help: "Events at or below their key's watermark (already applied)."}, []string{"database"}),
+			Help: "Events at or below their lane's offset (already applied)."}, []string{"database"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rosen_cqrs_dead_letters_total",
 			Help: "Events sent to the dead-letter stream, per rule and reason."}, []string{"rule", "reason"}),
 		exported: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rosen_cqrs_exported_total",

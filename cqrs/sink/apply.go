@@ -16,8 +16,11 @@ import (
 type Op struct {
 	Rule *rules.Rule
 	Row  rules.Row
-	Seq  uint64 // event-store sequence; 0 means unknown (no watermark check)
-	Tag  int    // the caller's index of the event
+	Seq  uint64 // sequence within its lane; 0 means unknown (no offset check)
+	// Lane is the ordered broker partition the event came from
+	// ("js:ROSEN_CQRS:0", "kafka:orders:3"): its offsets are kept apart.
+	Lane string
+	Tag  int // the caller's index of the event
 }
 
 // Failure is an op that the database rejected for good.
@@ -29,7 +32,7 @@ type Failure struct {
 // Result counts what a batch did.
 type Result struct {
 	Applied int // ops folded into writes
-	Skipped int // ops at or below their key's watermark (redeliveries)
+	Skipped int // ops at or below their lane's offset (redeliveries)
 	Rows    int // rows upserted or deleted
 }
 
@@ -41,7 +44,7 @@ type Sink struct {
 
 // Apply writes the ops in one transaction. If the database rejects the batch
 // for a row's fault, it retries op by op (in sequence order) to isolate the
-// bad ones, which come back as failures with their watermark recorded, so a
+// bad ones, which come back as failures with their offset recorded, so a
 // redelivery does not dead-letter them twice. A transient error returns
 // ErrUnavailable with the failures found so far (they are already marked).
 func (s *Sink) Apply(ctx context.Context, ops []Op) (Result, []Failure, error) {
@@ -91,7 +94,12 @@ func (s *Sink) mark(ctx context.Context, op Op) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.SetWatermarks(ctx, op.Rule.ViewName(), map[string]uint64{op.Row.Key: op.Seq}); err != nil {
+	view := op.Rule.ViewName()
+	if _, err := tx.Offsets(ctx, view); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.SetOffsets(ctx, view, map[string]uint64{op.Lane: op.Seq}); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}
@@ -104,7 +112,6 @@ type keyState struct {
 	pk      map[string]any
 	deleted bool           // a delete happened: DELETE before any write
 	values  map[string]any // nil: no row to write
-	seq     uint64
 }
 
 func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
@@ -141,29 +148,22 @@ func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
 func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Result, error) {
 	var res Result
 	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Seq < ops[j].Seq })
-	keys := map[string]bool{}
-	var keyList []string
-	for _, op := range ops {
-		if op.Seq > 0 && !keys[op.Row.Key] {
-			keys[op.Row.Key] = true
-			keyList = append(keyList, op.Row.Key)
-		}
+	marks, err := tx.Offsets(ctx, view)
+	if err != nil {
+		return res, fmt.Errorf("read offsets: %w", err)
 	}
-	marks := map[string]uint64{}
-	if len(keyList) > 0 {
-		var err error
-		if marks, err = tx.Watermarks(ctx, view, keyList); err != nil {
-			return res, fmt.Errorf("read watermarks: %w", err)
-		}
-	}
+	newMarks := map[string]uint64{}
 	states := map[string]*keyState{}
 	var stateOrder []string
 	for _, op := range ops {
-		if op.Seq > 0 && op.Seq <= marks[op.Row.Key] {
+		if op.Seq > 0 && op.Seq <= marks[op.Lane] {
 			res.Skipped++
 			continue
 		}
 		res.Applied++
+		if op.Seq > newMarks[op.Lane] {
+			newMarks[op.Lane] = op.Seq
+		}
 		st := states[op.Row.Key]
 		if st == nil {
 			st = &keyState{rule: op.Rule, pk: map[string]any{}}
@@ -173,7 +173,6 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 			states[op.Row.Key] = st
 			stateOrder = append(stateOrder, op.Row.Key)
 		}
-		st.seq = max(st.seq, op.Seq)
 		fold(st, op)
 	}
 	if len(states) == 0 {
@@ -184,7 +183,6 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 	var deletes []map[string]any
 	groups := map[string][]map[string]any{}
 	var groupOrder []string
-	newMarks := map[string]uint64{}
 	for _, k := range stateOrder {
 		st := states[k]
 		table, pk = st.rule.Table, st.rule.PrimaryColumns()
@@ -198,9 +196,6 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 				groupOrder = append(groupOrder, sig)
 			}
 			groups[sig] = append(groups[sig], st.values)
-		}
-		if st.seq > 0 {
-			newMarks[k] = st.seq
 		}
 	}
 	if len(deletes) > 0 {
@@ -217,8 +212,8 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		res.Rows += len(groups[sig])
 	}
 	if len(newMarks) > 0 {
-		if err := tx.SetWatermarks(ctx, view, newMarks); err != nil {
-			return res, fmt.Errorf("write watermarks: %w", err)
+		if err := tx.SetOffsets(ctx, view, newMarks); err != nil {
+			return res, fmt.Errorf("write offsets: %w", err)
 		}
 	}
 	return res, nil

@@ -51,8 +51,9 @@ func OpenMySQL(ctx context.Context, dsn string) (*SQLStore, error) {
 			}
 			return "ON DUPLICATE KEY UPDATE " + strings.Join(parts, ", ")
 		},
-		wmUpsert:  "ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))",
-		wmDDL:     "CREATE TABLE IF NOT EXISTS " + WatermarkTable + " (view_name VARCHAR(191) NOT NULL, row_key VARCHAR(255) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, row_key)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		offUpsert: "ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))",
+		offDDL:    "CREATE TABLE IF NOT EXISTS " + OffsetTable + " (view_name VARCHAR(191) NOT NULL, lane VARCHAR(191) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, lane)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		guard:     "SELECT seq FROM " + OffsetTable + " WHERE view_name = ? AND lane = '" + guardLane + "' LOCK IN SHARE MODE",
 		value:     mysqlValue,
 		permanent: mysqlPermanent,
 		maxParams: 60_000,

@@ -15,11 +15,11 @@ import (
 // ErrNoSnapshot is a restore of a view that has no snapshot.
 var ErrNoSnapshot = errors.New("sink: no snapshot")
 
-// Snapshot tables: the view's rows go to rosen_snap_<view>, its watermarks to
-// rosen_cqrs_snapshot_marks, and the event-store sequence up to which every
+// Snapshot tables: the view's rows go to rosen_snap_<view>, its offsets to
+// rosen_cqrs_snapshot_offsets, and the event-store sequence up to which every
 // event is in the copy to rosen_cqrs_snapshots.
 const (
-	snapMarks = "rosen_cqrs_snapshot_marks"
+	snapMarks = "rosen_cqrs_snapshot_offsets"
 	snapMeta  = "rosen_cqrs_snapshots"
 )
 
@@ -56,7 +56,7 @@ func (d snapDB) prepare(ctx context.Context, view, table string) error {
 	}
 	for _, s := range []string{
 		"CREATE TABLE IF NOT EXISTS " + quote(snapTable(view)) + " AS SELECT * FROM " + quote(table) + " WHERE 1 = 0",
-		"CREATE TABLE IF NOT EXISTS " + snapMarks + " (view_name VARCHAR(191) NOT NULL, row_key VARCHAR(255) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, row_key))",
+		"CREATE TABLE IF NOT EXISTS " + snapMarks + " (view_name VARCHAR(191) NOT NULL, lane VARCHAR(191) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, lane))",
 		"CREATE TABLE IF NOT EXISTS " + snapMeta + " (view_name VARCHAR(191) NOT NULL PRIMARY KEY, seq BIGINT NOT NULL)",
 	} {
 		if err := d.exec(ctx, s); err != nil {
@@ -73,7 +73,7 @@ func (d snapDB) copyView(ctx context.Context, view, table string, seq uint64, re
 		quote = myQuote
 	}
 	src, dst := quote(table), quote(snapTable(view))
-	marksFrom, marksTo := WatermarkTable, snapMarks
+	marksFrom, marksTo := OffsetTable, snapMarks
 	if restore {
 		src, dst = dst, src
 		marksFrom, marksTo = marksTo, marksFrom
@@ -84,8 +84,8 @@ func (d snapDB) copyView(ctx context.Context, view, table string, seq uint64, re
 	}{
 		{"DELETE FROM " + dst, nil},
 		{"INSERT INTO " + dst + " SELECT * FROM " + src, nil},
-		{"DELETE FROM " + marksTo + " WHERE view_name = ?", []any{view}},
-		{"INSERT INTO " + marksTo + " (view_name, row_key, seq) SELECT view_name, row_key, seq FROM " + marksFrom + " WHERE view_name = ?", []any{view}},
+		{"DELETE FROM " + marksTo + " WHERE view_name = ? AND lane <> ?", []any{view, guardLane}},
+		{"INSERT INTO " + marksTo + " (view_name, lane, seq) SELECT view_name, lane, seq FROM " + marksFrom + " WHERE view_name = ? AND lane <> ?", []any{view, guardLane}},
 	}
 	if !restore {
 		stmts = append(stmts,

@@ -36,8 +36,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLStore, error) {
 			}
 			return "ON CONFLICT (" + strings.Join(pk, ", ") + ") DO UPDATE SET " + strings.Join(parts, ", ")
 		},
-		wmUpsert:  "ON CONFLICT (view_name, row_key) DO UPDATE SET seq = max(seq, excluded.seq)",
-		wmDDL:     "CREATE TABLE IF NOT EXISTS " + WatermarkTable + " (view_name TEXT NOT NULL, row_key TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (view_name, row_key))",
+		offUpsert: "ON CONFLICT (view_name, lane) DO UPDATE SET seq = max(seq, excluded.seq)",
+		offDDL:    "CREATE TABLE IF NOT EXISTS " + OffsetTable + " (view_name TEXT NOT NULL, lane TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (view_name, lane))",
 		value:     sqliteValue,
 		permanent: sqlitePermanent,
 		maxParams: 30_000,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,8 +17,11 @@ type sqlDialect struct {
 	name      string
 	quote     func(string) string
 	upsert    func(quotedPK, quotedSet []string) string // the tail after VALUES
-	wmUpsert  string                                    // the watermark table's tail after VALUES
-	wmDDL     string
+	offUpsert string                                    // the offset table's tail after VALUES
+	offDDL    string
+	// guard is the locking read of the view's guard row (MySQL); empty where
+	// transactions are serialised anyway (SQLite: one connection).
+	guard     string
 	value     func(any) (any, error)
 	permanent func(error) bool
 	maxParams int
@@ -37,10 +41,13 @@ func (s *SQLStore) DB() *sql.DB                      { return s.db }
 func (s *SQLStore) quoteList(cols []string) []string { return mapStrings(cols, s.d.quote) }
 
 func (s *SQLStore) Prepare(ctx context.Context, rs []*rules.Rule) error {
-	if _, err := s.db.ExecContext(ctx, s.d.wmDDL); err != nil {
-		return fmt.Errorf("create watermark table: %w", err)
+	if _, err := s.db.ExecContext(ctx, s.d.offDDL); err != nil {
+		return fmt.Errorf("create offset table: %w", err)
 	}
 	for _, r := range rs {
+		if err := s.ensureGuard(ctx, r.ViewName()); err != nil {
+			return fmt.Errorf("guard row of view %s: %w", r.ViewName(), err)
+		}
 		if r.CreateTable {
 			if _, err := s.db.ExecContext(ctx, createTableSQL(s.d.name, r)); err != nil {
 				return fmt.Errorf("create table %s: %w", r.Table, err)
@@ -56,7 +63,12 @@ func (s *SQLStore) ResetView(ctx context.Context, view, table string, truncate b
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+WatermarkTable+` WHERE view_name = ?`, view); err != nil {
+	if s.d.guard != "" {
+		if _, err := tx.ExecContext(ctx, strings.Replace(s.d.guard, "LOCK IN SHARE MODE", "FOR UPDATE", 1), view); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+OffsetTable+` WHERE view_name = ? AND lane <> ?`, view, guardLane); err != nil {
 		return err
 	}
 	if truncate {
@@ -65,6 +77,15 @@ func (s *SQLStore) ResetView(ctx context.Context, view, table string, truncate b
 		}
 	}
 	return tx.Commit()
+}
+
+// ensureGuard inserts the view's guard row (seq 0) if it is missing.
+func (s *SQLStore) ensureGuard(ctx context.Context, view string) error {
+	if s.d.guard == "" {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO `+OffsetTable+` (view_name, lane, seq) VALUES (?, ?, 0)`, view, guardLane)
+	return err
 }
 
 func (s *SQLStore) Begin(ctx context.Context) (Tx, error) {
@@ -94,44 +115,51 @@ func (t *sqlTx) chunk(n, width int, f func(lo, hi int) error) error {
 	return nil
 }
 
-func (t *sqlTx) Watermarks(ctx context.Context, view string, keys []string) (map[string]uint64, error) {
-	out := make(map[string]uint64, len(keys))
-	err := t.chunk(len(keys), 1, func(lo, hi int) error {
-		args := []any{view}
-		for _, k := range keys[lo:hi] {
-			args = append(args, k)
-		}
-		rows, err := t.tx.QueryContext(ctx, `SELECT row_key, seq FROM `+WatermarkTable+` WHERE view_name = ? AND row_key IN (`+placeholders(hi-lo, 1)+`)`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			var s int64
-			if err := rows.Scan(&k, &s); err != nil {
-				return err
+// Offsets share-locks the view's guard row (waiting out a swap), then reads
+// the offsets with a locking read too, which sees the latest committed rows.
+func (t *sqlTx) Offsets(ctx context.Context, view string) (map[string]uint64, error) {
+	q := `SELECT lane, seq FROM ` + OffsetTable + ` WHERE view_name = ?`
+	if t.s.d.guard != "" {
+		var seq int64
+		if err := t.tx.QueryRowContext(ctx, t.s.d.guard, view).Scan(&seq); errors.Is(err, sql.ErrNoRows) {
+			// Prepare creates it; a view added since gets it here.
+			if _, err := t.tx.ExecContext(ctx, `INSERT IGNORE INTO `+OffsetTable+` (view_name, lane, seq) VALUES (?, ?, 0)`, view, guardLane); err != nil {
+				return nil, err
 			}
+			if err := t.tx.QueryRowContext(ctx, t.s.d.guard, view).Scan(&seq); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, err
+		}
+		q += ` LOCK IN SHARE MODE`
+	}
+	rows, err := t.tx.QueryContext(ctx, q, view)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var k string
+		var s int64
+		if err := rows.Scan(&k, &s); err != nil {
+			return nil, err
+		}
+		if k != guardLane {
 			out[k] = uint64(s)
 		}
-		return rows.Err()
-	})
-	return out, err
+	}
+	return out, rows.Err()
 }
 
-func (t *sqlTx) SetWatermarks(ctx context.Context, view string, marks map[string]uint64) error {
-	keys := make([]string, 0, len(marks))
-	for k := range marks {
-		keys = append(keys, k)
+func (t *sqlTx) SetOffsets(ctx context.Context, view string, offs map[string]uint64) error {
+	args := make([]any, 0, 3*len(offs))
+	for k, s := range offs {
+		args = append(args, view, k, int64(s))
 	}
-	return t.chunk(len(keys), 3, func(lo, hi int) error {
-		args := make([]any, 0, 3*(hi-lo))
-		for _, k := range keys[lo:hi] {
-			args = append(args, view, k, int64(marks[k]))
-		}
-		_, err := t.tx.ExecContext(ctx, `INSERT INTO `+WatermarkTable+` (view_name, row_key, seq) VALUES `+placeholders(hi-lo, 3)+` `+t.s.d.wmUpsert, args...)
-		return err
-	})
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO `+OffsetTable+` (view_name, lane, seq) VALUES `+placeholders(len(offs), 3)+` `+t.s.d.offUpsert, args...)
+	return err
 }
 
 func (t *sqlTx) Delete(ctx context.Context, table string, pk []string, rows []map[string]any) error {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -17,6 +16,18 @@ type jsSource struct {
 	it     jetstream.MessagesContext
 	linger time.Duration
 	acks   bool
+	lanes  []string // by partition: "js:<stream>:<p>"
+}
+
+// Lanes are the offset lanes of the store's partitions, in partition order.
+func (s *EventStore) Lanes() []string { return s.lanes() }
+
+func (s *EventStore) lanes() []string {
+	out := make([]string, s.cfg.Partitions)
+	for p := range out {
+		out[p] = "js:" + s.cfg.Stream + ":" + strconv.Itoa(p)
+	}
+	return out
 }
 
 // Consumer opens the durable consumer `name` for some partitions (nil: all).
@@ -61,11 +72,11 @@ func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int
 	if err != nil {
 		return nil, fmt.Errorf("source: create consumer %s: %w", name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	it, err := cons.Messages(jetstream.PullMaxMessages(8192))
 	if err != nil {
 		return nil, fmt.Errorf("source: consume %s: %w", name, err)
 	}
-	return &jsSource{it: it, linger: linger, acks: true}, nil
+	return &jsSource{it: it, linger: linger, acks: true, lanes: s.lanes()}, nil
 }
 
 // Replay reads the event store from a sequence (or a time, when from is zero
@@ -82,28 +93,32 @@ func (s *EventStore) Replay(ctx context.Context, from uint64, since time.Time) (
 	if err != nil {
 		return nil, fmt.Errorf("source: replay consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullMaxMessages(8192))
 	if err != nil {
 		return nil, fmt.Errorf("source: replay: %w", err)
 	}
-	return &jsSource{it: it, linger: 5 * time.Millisecond}, nil
+	return &jsSource{it: it, linger: 5 * time.Millisecond, lanes: s.lanes()}, nil
 }
 
-func (j *jsSource) Next(ctx context.Context, max int) (Batch, error) {
+// Next returns what is buffered or arrives within the linger of the
+// batch's first message, up to max: under a backlog batches fill at once
+// (large batches amortise each write), under a trickle they close after the
+// linger (a bounded lag).
+func (j *jsSource) Next(ctx context.Context, limit int) (Batch, error) {
 	var b Batch
 	var last jetstream.Msg
-	for len(b.Msgs) < max {
+	var deadline time.Time
+	for len(b.Msgs) < limit {
 		var m jetstream.Msg
 		var err error
 		if len(b.Msgs) == 0 {
 			m, err = j.it.Next(jetstream.NextContext(ctx))
+			deadline = time.Now().Add(j.linger)
 		} else {
-			m, err = j.it.Next(jetstream.NextMaxWait(j.linger))
+			// Past the deadline only what is already buffered is taken.
+			m, err = j.it.Next(jetstream.NextMaxWait(max(time.Until(deadline), 100*time.Microsecond)))
 		}
 		if err != nil {
-			if len(b.Msgs) > 0 && (errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
-				break
-			}
 			if len(b.Msgs) > 0 {
 				break
 			}
@@ -116,7 +131,12 @@ func (j *jsSource) Next(ctx context.Context, max int) (Batch, error) {
 		if err != nil {
 			return b, fmt.Errorf("source: metadata: %w", err)
 		}
-		b.Msgs = append(b.Msgs, Msg{Data: m.Data(), Seq: meta.Sequence.Stream, Partition: subjectPartition(m.Subject())})
+		p := subjectPartition(m.Subject())
+		msg := Msg{Data: m.Data(), Seq: meta.Sequence.Stream, Partition: p}
+		if p >= 0 && p < len(j.lanes) {
+			msg.Lane = j.lanes[p]
+		}
+		b.Msgs = append(b.Msgs, msg)
 		last = m
 	}
 	b.Commit = func(ctx context.Context) error {

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,7 +18,7 @@ type KafkaConfig struct {
 
 // kafkaSource reads a topic in a consumer group and commits offsets only in
 // Commit. A key's records live in one partition, so the record offset (+1)
-// serves as the event's sequence for per-key watermarks.
+// in the lane "kafka:<topic>:<partition>" is the event's sequence.
 type kafkaSource struct {
 	cl *kgo.Client
 }
@@ -63,7 +64,7 @@ func (k *kafkaSource) Next(ctx context.Context, max int) (Batch, error) {
 		}
 		b := Batch{Msgs: make([]Msg, len(recs))}
 		for i, r := range recs {
-			b.Msgs[i] = Msg{Data: r.Value, Seq: uint64(r.Offset) + 1, Partition: int(r.Partition)}
+			b.Msgs[i] = Msg{Data: r.Value, Seq: uint64(r.Offset) + 1, Partition: int(r.Partition), Lane: "kafka:" + r.Topic + ":" + strconv.Itoa(int(r.Partition))}
 		}
 		b.Commit = func(ctx context.Context) error {
 			defer k.cl.AllowRebalance()

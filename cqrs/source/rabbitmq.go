@@ -18,7 +18,7 @@ type RabbitMQConfig struct {
 
 // rabbitSource consumes a durable queue with manual acks; Commit acks the
 // batch (multiple=true up to its last delivery). RabbitMQ has no durable
-// sequence, so events carry Seq 0: no watermark check, and a redelivered
+// sequence, so events carry Seq 0: no offset check, and a redelivered
 // event is applied again (harmless for upserts and deletes; use JetStream or
 // Kafka where a merge must not be repeated).
 type rabbitSource struct {

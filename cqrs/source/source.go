@@ -22,6 +22,10 @@ type Msg struct {
 	Seq  uint64 // event-store sequence (stream sequence, Kafka offset); 0 when the broker has none
 	// Partition is the broker partition the message came from (for metrics).
 	Partition int
+	// Lane names the ordered sequence Seq belongs to: the broker, stream or
+	// topic, and partition ("js:ROSEN_CQRS:1", "kafka:orders:3"). Every
+	// event of one key is in one lane, in Seq order.
+	Lane string
 }
 
 // Batch is a run of messages acknowledged together.
