@@ -161,7 +161,11 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 	if err != nil {
 		return "", set.Locate(err)
 	}
-	hash, hashErr := model.StructureHash(mesh)
+	// The gate's translations and the mesh's hash are shared with the
+	// publisher: the xDS server's groups reuse what the gate built and
+	// checked, and the hash is computed once.
+	sh := translate.NewShared(mesh)
+	hash, hashErr := sh.StructureHash()
 	if hashErr != nil {
 		r.log.Warn("cannot hash the mesh; validating all of it", zap.Error(hashErr))
 	}
@@ -170,9 +174,6 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 		mode = ModeEndpoints
 	}
 	r.metrics.translations.WithLabelValues(mode).Inc()
-	// The gate's translations are shared with the publisher's: the xDS
-	// server's groups reuse what the gate built and checked.
-	sh := translate.NewShared(mesh)
 	if mode == ModeEndpoints {
 		err = validate.MeshEndpoints(mesh)
 	} else {

@@ -22,6 +22,10 @@ import (
 type Shared struct {
 	mesh *model.Mesh
 
+	hashOnce sync.Once
+	hash     [32]byte
+	hashErr  error
+
 	mu        sync.Mutex
 	clusters  map[sharedCluster]*clusterv3.Cluster
 	endpoints map[string]*endpointv3.ClusterLoadAssignment
@@ -49,6 +53,13 @@ func (sh *Shared) For(m *model.Mesh) *Shared {
 		return nil
 	}
 	return sh
+}
+
+// StructureHash is model.StructureHash of the memo's mesh, computed once
+// for every caller (the runner's gate and the xDS server both need it).
+func (sh *Shared) StructureHash() ([32]byte, error) {
+	sh.hashOnce.Do(func() { sh.hash, sh.hashErr = model.StructureHash(sh.mesh) })
+	return sh.hash, sh.hashErr
 }
 
 // Checked reports whether msg, a value this memo handed out, already passed

@@ -64,8 +64,9 @@ type Resources struct {
 func OriginKey(kind, name string) string { return kind + "/" + name }
 
 func (r *Resources) origin(kind, name string, src model.Source) {
-	if _, ok := r.Origins[OriginKey(kind, name)]; !ok {
-		r.Origins[OriginKey(kind, name)] = src
+	key := OriginKey(kind, name)
+	if _, ok := r.Origins[key]; !ok {
+		r.Origins[key] = src
 	}
 }
 

@@ -44,7 +44,13 @@ func (s *Server) UpdateShared(m *model.Mesh, sh *translate.Shared) error {
 	defer s.updateMu.Unlock()
 	s.dropIdleGroups(time.Now())
 
-	hash, hashErr := model.StructureHash(m)
+	var hash [32]byte
+	var hashErr error
+	if sh := sh.For(m); sh != nil {
+		hash, hashErr = sh.StructureHash()
+	} else {
+		hash, hashErr = model.StructureHash(m)
+	}
 	if hashErr != nil {
 		s.log.Warn("cannot hash mesh; translating everything", zap.Error(hashErr))
 	}
