@@ -42,7 +42,7 @@ func (w *wire) String() string {
 func (w *wire) ProtoMessage() {}
 
 // codec is grpc's proto codec, except that it sends a *wire without
-// copying it and decodes a *sotwReq with a single copy. ServerOptions installs it on the xDS port; every other
+// copying it and decodes a *sotwReq without copying it (or with one copy when it arrived in pieces). ServerOptions installs it on the xDS port; every other
 // message goes to the standard codec.
 type codec struct{ proto encoding.CodecV2 }
 
@@ -58,6 +58,15 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*sotwReq); ok {
+		if len(data) == 1 {
+			// The usual case: the request arrived in one buffer. Keep
+			// it (grpc frees it after Unmarshal unless referenced) until
+			// the stream has handled the request, instead of copying
+			// every ACK, with its thousands of names, to the heap.
+			data.Ref()
+			r.bufs = data
+			return r.decode(data[0].ReadOnlyData())
+		}
 		return r.decode(data.Materialize())
 	}
 	return c.proto.Unmarshal(data, v)

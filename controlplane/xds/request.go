@@ -7,6 +7,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +35,16 @@ type sotwReq struct {
 	count int                          // resource names, "*" included
 	star  bool                         // "*" is among them
 	key   subKey                       // of the other names
+	bufs  mem.BufferSlice              // grpc's buffers raw lives in, referenced until release
+}
+
+// release hands grpc's buffers back once the request was handled; raw is
+// not valid afterwards. Safe to call more than once.
+func (r *sotwReq) release() {
+	if r.bufs != nil {
+		r.bufs.Free()
+		r.bufs, r.raw = nil, nil
+	}
 }
 
 // Unmarshal decodes b, which it does not keep (grpc's proto codec).

@@ -26,7 +26,11 @@ func (s *Server) serveSotw(ss sotwConn, defaultType string) error {
 		r := &sotwReq{}
 		return r, ss.RecvMsg(r)
 	}
-	return run(ss.Context(), s.ctx, st, recv, st.sotwRequest, func() error { return st.flushSotw(ss) })
+	handle := func(r *sotwReq) error {
+		defer r.release()
+		return st.sotwRequest(r)
+	}
+	return run(ss.Context(), s.ctx, st, recv, handle, func() error { return st.flushSotw(ss) })
 }
 
 // sotwRequest applies one request: an ACK, a NACK or a new subscription.
