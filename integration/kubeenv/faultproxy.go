@@ -133,7 +133,7 @@ func (p *FaultProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *
 }
 
 func writeGone(w http.ResponseWriter, mode GoneMode, rv string) {
-	status := fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: %s (%s0)","reason":"Expired","code":410}`, rv, rv)
+	status := fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: %s (compacted by the test proxy)","reason":"Expired","code":410}`, rv)
 	w.Header().Set("Content-Type", "application/json")
 	if mode == GoneStatus {
 		w.WriteHeader(http.StatusGone)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -49,7 +50,12 @@ func TestWatchDroppedOrGoneLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	const res = "endpointslices"
 
+	// client-go re-lists after a watch cut within 1 s of its start with no
+	// events (a "very short watch"); each cut below comes later than that.
+	const settle = 1500 * time.Millisecond
+
 	// A dropped watch: resumed from its resource version, nothing re-listed.
+	time.Sleep(settle)
 	lists := proxy.Lists(res)
 	if n := proxy.DropWatches(res); n != 1 {
 		t.Fatalf("%d EndpointSlice watches open, want 1", n)
@@ -70,6 +76,7 @@ func TestWatchDroppedOrGoneLosesNothing(t *testing.T) {
 		mode kubeenv.GoneMode
 	}{{"in the stream", kubeenv.GoneInStream}, {"as the HTTP status", kubeenv.GoneStatus}} {
 		t.Run("410 "+mode.name, func(t *testing.T) {
+			time.Sleep(settle)
 			lists, gone := proxy.Lists(res), proxy.Gone(res)
 			logs.TakeAll()
 			if n := proxy.Expire(res, mode.mode); n != 1 {
