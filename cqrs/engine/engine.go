@@ -99,8 +99,32 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
-// Run processes batches from src until ctx ends or src closes.
+// Run processes batches from src until ctx ends or src closes. It is a
+// two-stage pipeline: while one batch is in the databases (and then
+// acknowledged), the next one is fetched, decoded and routed. Batches are
+// committed and acknowledged strictly in order.
 func (e *Engine) Run(ctx context.Context, src source.Source) error {
+	type fetched struct {
+		b source.Batch
+		p *prepared
+	}
+	next := make(chan fetched)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for f := range next {
+			if err := e.commit(ctx, f.p); err != nil {
+				return // only ctx ends commit early
+			}
+			if err := e.retry(ctx, "acknowledge", func() error { return f.b.Commit(ctx) }); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(next)
+		<-done
+	}()
 	for {
 		b, err := src.Next(ctx, e.opts.BatchSize)
 		if err != nil {
@@ -113,10 +137,9 @@ func (e *Engine) Run(ctx context.Context, src source.Source) error {
 			}
 			continue
 		}
-		if err := e.Process(ctx, b.Msgs); err != nil {
-			return nil // only ctx ends Process early
-		}
-		if err := e.retry(ctx, "acknowledge", func() error { return b.Commit(ctx) }); err != nil {
+		select {
+		case next <- fetched{b: b, p: e.prepare(b.Msgs)}:
+		case <-done:
 			return nil
 		}
 	}
@@ -128,28 +151,39 @@ type routed struct {
 	ev  *event.Event
 }
 
+// prepared is a decoded and routed batch, ready for the databases.
+type prepared struct {
+	start   time.Time
+	msgs    []source.Msg
+	letters []letter
+	ops     map[string][]sink.Op
+	events  []routed
+}
+
 // Process runs one batch to completion: after it returns nil every event is
 // committed (or dead-lettered) and exported, so the caller may acknowledge.
 // It retries transient failures itself and returns an error only when ctx ends.
 func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
-	start := time.Now()
-	var letters []letter
-	ops := map[string][]sink.Op{}
-	events := make([]routed, len(msgs))
+	return e.commit(ctx, e.prepare(msgs))
+}
+
+// prepare decodes and routes a batch (no I/O).
+func (e *Engine) prepare(msgs []source.Msg) *prepared {
+	p := &prepared{start: time.Now(), msgs: msgs, ops: map[string][]sink.Op{}, events: make([]routed, len(msgs))}
 	for i, m := range msgs {
-		events[i].msg = m
+		p.events[i].msg = m
 		ev, err := event.Decode(m.Data)
 		if err != nil {
-			letters = append(letters, letter{seq: m.Seq, reason: "malformed: " + err.Error(), data: m.Data})
+			p.letters = append(p.letters, letter{seq: m.Seq, reason: "malformed: " + err.Error(), data: m.Data})
 			continue
 		}
 		ev.Seq = m.Seq
-		events[i].ev = ev
+		p.events[i].ev = ev
 		matched := false
 		for _, r := range e.rules {
 			ok, err := r.Matches(ev)
 			if err != nil {
-				letters = append(letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
+				p.letters = append(p.letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
 				e.metrics.deadLetters.WithLabelValues(ruleLabel(r), "expr").Inc()
 				matched = true
 				continue
@@ -161,18 +195,25 @@ func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
 			matched = true
 			row, err := r.Project(ev)
 			if err != nil {
-				letters = append(letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
+				p.letters = append(p.letters, letter{rule: r.ViewName(), seq: m.Seq, reason: err.Error(), data: m.Data})
 				e.metrics.deadLetters.WithLabelValues(ruleLabel(r), "project").Inc()
 				continue
 			}
 			e.metrics.events.WithLabelValues(ruleLabel(r)).Inc()
-			ops[r.Database] = append(ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Lane: m.Lane, Tag: i})
+			p.ops[r.Database] = append(p.ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Lane: m.Lane, Tag: i})
 		}
 		if !matched && len(e.opts.Views) == 0 {
-			letters = append(letters, letter{seq: m.Seq, reason: fmt.Sprintf("no rule for event type %q", ev.Type), data: m.Data})
+			p.letters = append(p.letters, letter{seq: m.Seq, reason: fmt.Sprintf("no rule for event type %q", ev.Type), data: m.Data})
 			e.metrics.deadLetters.WithLabelValues("", "unknown_type").Inc()
 		}
 	}
+	return p
+}
+
+// commit writes a prepared batch to its databases, stores its dead letters
+// and runs its exporters.
+func (e *Engine) commit(ctx context.Context, p *prepared) error {
+	start, msgs, letters, ops, events := p.start, p.msgs, p.letters, p.ops, p.events
 	var committed []sink.Op
 	for db, dbOps := range ops {
 		s := e.opts.Sinks[db]

@@ -109,9 +109,19 @@ func (s *Sink) mark(ctx context.Context, op Op) error {
 // keyState is the fold of one key's ops within a batch.
 type keyState struct {
 	rule    *rules.Rule
-	pk      map[string]any
+	first   map[string]any // the first op's values: the primary key's, for a DELETE
 	deleted bool           // a delete happened: DELETE before any write
 	values  map[string]any // nil: no row to write
+	// whole: values are one insert/upsert op's own map, every column of its
+	// rule (absent ones are NULL); a merge copies it before writing.
+	whole bool
+	owned bool // values is a map of this fold's own (merges write into it)
+}
+
+// ruleCols caches a rule's sorted columns and their group signature.
+type ruleCols struct {
+	cols []string
+	sig  string
 }
 
 func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
@@ -153,8 +163,8 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		return res, fmt.Errorf("read offsets: %w", err)
 	}
 	newMarks := map[string]uint64{}
-	states := map[string]*keyState{}
-	var stateOrder []string
+	states := make(map[string]*keyState, len(ops))
+	var stateOrder []*keyState
 	for _, op := range ops {
 		if op.Seq > 0 && op.Seq <= marks[op.Lane] {
 			res.Skipped++
@@ -166,37 +176,49 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		}
 		st := states[op.Row.Key]
 		if st == nil {
-			st = &keyState{rule: op.Rule, pk: map[string]any{}}
-			for _, c := range op.Rule.PrimaryColumns() {
-				st.pk[c] = op.Row.Values[c]
-			}
+			st = &keyState{rule: op.Rule, first: op.Row.Values}
 			states[op.Row.Key] = st
-			stateOrder = append(stateOrder, op.Row.Key)
+			stateOrder = append(stateOrder, st)
 		}
 		fold(st, op)
 	}
 	if len(states) == 0 {
 		return res, nil
 	}
-	var table string
-	var pk []string
+	table, pk := stateOrder[0].rule.Table, stateOrder[0].rule.PrimaryColumns()
 	var deletes []map[string]any
 	groups := map[string][]map[string]any{}
 	var groupOrder []string
-	for _, k := range stateOrder {
-		st := states[k]
-		table, pk = st.rule.Table, st.rule.PrimaryColumns()
+	groupCols := map[string][]string{}
+	whole := map[*rules.Rule]ruleCols{}
+	for _, st := range stateOrder {
 		if st.deleted {
-			deletes = append(deletes, st.pk)
-		}
-		if st.values != nil {
-			cols := slices.Sorted(maps.Keys(st.values))
-			sig := strings.Join(cols, "\x00")
-			if _, ok := groups[sig]; !ok {
-				groupOrder = append(groupOrder, sig)
+			key := make(map[string]any, len(pk))
+			for _, c := range pk {
+				key[c] = st.first[c]
 			}
-			groups[sig] = append(groups[sig], st.values)
+			deletes = append(deletes, key)
 		}
+		if st.values == nil {
+			continue
+		}
+		var rc ruleCols
+		if st.whole {
+			var ok bool
+			if rc, ok = whole[st.rule]; !ok {
+				rc.cols = slices.Sorted(slices.Values(st.rule.Columns()))
+				rc.sig = strings.Join(rc.cols, "\x00")
+				whole[st.rule] = rc
+			}
+		} else {
+			rc.cols = slices.Sorted(maps.Keys(st.values))
+			rc.sig = strings.Join(rc.cols, "\x00")
+		}
+		if _, ok := groups[rc.sig]; !ok {
+			groupOrder = append(groupOrder, rc.sig)
+			groupCols[rc.sig] = rc.cols
+		}
+		groups[rc.sig] = append(groups[rc.sig], st.values)
 	}
 	if len(deletes) > 0 {
 		if err := tx.Delete(ctx, table, pk, deletes); err != nil {
@@ -205,7 +227,7 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		res.Rows += len(deletes)
 	}
 	for _, sig := range groupOrder {
-		cols := strings.Split(sig, "\x00")
+		cols := groupCols[sig]
 		if err := tx.Upsert(ctx, table, pk, cols, groups[sig]); err != nil {
 			return res, fmt.Errorf("upsert into %s: %w", table, err)
 		}
@@ -221,24 +243,28 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 
 // fold applies one op to its key's state: delete drops the row, insert and
 // upsert replace the rule's columns (absent ones become NULL), update merges
-// the columns the event carries.
+// the columns the event carries. Op values are shared (exporters read them):
+// they are copied before a merge changes them.
 func fold(st *keyState, op Op) {
 	switch {
 	case op.Row.Delete:
-		st.deleted = true
-		st.values = nil
+		st.deleted, st.values, st.whole, st.owned = true, nil, false, false
 	case op.Row.Full:
-		st.values = make(map[string]any, len(op.Rule.Mapping))
-		for _, c := range op.Rule.Columns() {
-			st.values[c] = nil
-		}
+		st.values, st.whole, st.owned = op.Row.Values, true, false
+	case st.owned:
 		maps.Copy(st.values, op.Row.Values)
 	default:
-		if st.values == nil {
-			st.values = map[string]any{}
+		merged := make(map[string]any, len(st.values)+len(op.Row.Values))
+		if st.whole {
+			for _, c := range st.rule.Columns() {
+				merged[c] = nil
+			}
 		}
-		maps.Copy(st.values, op.Row.Values)
+		maps.Copy(merged, st.values)
+		maps.Copy(merged, op.Row.Values)
+		st.values, st.whole, st.owned = merged, false, true
 	}
+	st.rule = op.Rule
 }
 
 // IsUnavailable reports a transient sink error.

@@ -316,3 +316,31 @@ func TestBadRowsAreIsolated(t *testing.T) {
 		})
 	}
 }
+
+// Merges after a whole-row write in one batch keep the row's other columns,
+// absent columns of a whole row are NULL, and the ops' own values (which
+// exporters read) are not changed by the fold.
+func TestMergesWithinOneBatch(t *testing.T) {
+	for dialect, st := range stores(t) {
+		t.Run(dialect, func(t *testing.T) {
+			h := newHarness(t, dialect, st)
+			ops := []Op{
+				h.op(`{"type":"userCreated","payload":{"id":5,"name":"a","email":"e@x"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":5,"name":"b"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":5,"name":"c"}}`),
+				h.op(`{"type":"userCreated","payload":{"id":6,"name":"x"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":6,"name":"y"}}`),
+				h.op(`{"type":"userRenamed","payload":{"id":7,"name":"only"}}`),
+			}
+			if _, fails, err := h.sink.Apply(context.Background(), ops); err != nil || len(fails) > 0 {
+				t.Fatalf("apply: %v %v", fails, err)
+			}
+			if got := h.rows(st, "SELECT id, name, email FROM TABLE ORDER BY id"); got != "5:c:e@x|6:y:NULL|7:only:NULL" {
+				t.Fatalf("rows = %s", got)
+			}
+			if ops[0].Row.Values["name"] != "a" || ops[1].Row.Values["name"] != "b" || len(ops[3].Row.Values) != 2 {
+				t.Fatalf("the fold changed the ops' values: %v %v %v", ops[0].Row.Values, ops[1].Row.Values, ops[3].Row.Values)
+			}
+		})
+	}
+}
