@@ -13,7 +13,8 @@ import (
 // baseline writes the same number of rows straight into the database from
 // one client: COPY into PostgreSQL, multi-row INSERTs of 1000 into MariaDB.
 // (Plain inserts of distinct keys: no upsert, no watermark, no event store.)
-func baseline(ctx context.Context, c config, target, table string) (time.Duration, error) {
+// cpu holds the meter at the start on entry and the phase's CPU on return.
+func baseline(ctx context.Context, c config, target, table string, cpu *cpuMeter) (time.Duration, error) {
 	rows := make([][]any, c.events)
 	for i := range rows {
 		rows[i] = []any{int64(i + 1), fmt.Sprintf("user %d", i), fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("%d.%02d", i%1_000_000, i%100), i%2 == 0}
@@ -26,7 +27,9 @@ func baseline(ctx context.Context, c config, target, table string) (time.Duratio
 		defer conn.Close(ctx)
 		start := time.Now()
 		_, err = conn.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "name", "email", "balance", "active"}, pgx.CopyFromRows(rows))
-		return time.Since(start), err
+		took := time.Since(start)
+		*cpu = readCPU().since(*cpu) // before the backend exits with its CPU time
+		return took, err
 	}
 	db, err := sql.Open("mysql", c.myDSN+"?interpolateParams=true")
 	if err != nil {
@@ -45,5 +48,7 @@ func baseline(ctx context.Context, c config, target, table string) (time.Duratio
 			return 0, err
 		}
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	*cpu = readCPU().since(*cpu)
+	return took, nil
 }

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"time"
 )
 
@@ -26,6 +25,7 @@ type config struct {
 	pgURL      string
 	myDSN      string
 	targets    string
+	cpuProfile string
 }
 
 func main() {
@@ -35,23 +35,16 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 20_000, "publish rate (events/s) for the lag run")
 	flag.IntVar(&c.lagSeconds, "lag-seconds", 10, "duration of the lag run")
 	flag.IntVar(&c.partitions, "partitions", 2, "event-store partitions (one consumer each)")
-	flag.IntVar(&c.batch, "batch", 2000, "engine batch size")
+	flag.IntVar(&c.batch, "batch", 0, "engine batch size (0: the engine default)")
 	flag.StringVar(&c.pgURL, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL URL")
 	flag.StringVar(&c.myDSN, "mysql", "root@tcp(127.0.0.1:3306)/test", "MariaDB DSN")
 	flag.StringVar(&c.targets, "targets", "postgres,mysql", "databases to measure")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the first engine throughput phase here")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil && pprof.StartCPUProfile(f) == nil {
-			defer pprof.StopCPUProfile()
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

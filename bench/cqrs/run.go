@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -27,17 +28,19 @@ func run(ctx context.Context, c config) error {
 		if err := createTable(ctx, c, target, table); err != nil {
 			return err
 		}
-		raw, err := baseline(ctx, c, target, table+"_raw")
+		cpu := readCPU()
+		raw, err := baseline(ctx, c, target, table+"_raw", &cpu)
 		if err != nil {
 			return fmt.Errorf("%s baseline: %w", target, err)
 		}
-		fmt.Printf("%s raw baseline (%s, one client): %d rows in %s = %.0f rows/s\n", target, rawKind(target), c.events, raw.Round(time.Millisecond), float64(c.events)/raw.Seconds())
-		took, err := throughput(ctx, c, target, table)
+		fmt.Printf("%s raw baseline (%s, one client): %d rows in %s = %.0f rows/s (CPU: bench %s, database servers %s)\n", target, rawKind(target), c.events,
+			raw.Round(time.Millisecond), float64(c.events)/raw.Seconds(), cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
+		took, cpu, err := throughput(ctx, c, target, table)
 		if err != nil {
 			return fmt.Errorf("%s throughput: %w", target, err)
 		}
-		fmt.Printf("%s engine: %d events in %s = %.0f events/s (%.0f%% of raw)\n", target, c.events, took.Round(time.Millisecond),
-			float64(c.events)/took.Seconds(), 100*raw.Seconds()/took.Seconds())
+		fmt.Printf("%s engine: %d events in %s = %.0f events/s (%.0f%% of raw) (CPU: rosen %s, database servers %s)\n", target, c.events, took.Round(time.Millisecond),
+			float64(c.events)/took.Seconds(), 100*raw.Seconds()/took.Seconds(), cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
 		p50, p99, max, n, err := lagRun(ctx, c, target, table)
 		if err != nil {
 			return fmt.Errorf("%s lag: %w", target, err)
@@ -95,7 +98,7 @@ func openService(ctx context.Context, c config, target, table string, hook func(
 }
 
 // throughput stores N events first, then measures how long the engine takes to project them all.
-func throughput(ctx context.Context, c config, target, table string) (time.Duration, error) {
+func throughput(ctx context.Context, c config, target, table string) (time.Duration, cpuMeter, error) {
 	var mu sync.Mutex
 	done := 0
 	finished := make(chan struct{})
@@ -112,20 +115,27 @@ func throughput(ctx context.Context, c config, target, table string) (time.Durat
 		mu.Unlock()
 	})
 	if err != nil {
-		return 0, err
+		return 0, cpuMeter{}, err
 	}
 	defer os.RemoveAll(dir)
 	defer svc.Close()
 	if err := publish(ctx, svc, c.events, c.keys, 0); err != nil {
-		return 0, err
+		return 0, cpuMeter{}, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
+	if c.cpuProfile != "" {
+		if f, err := os.Create(c.cpuProfile); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	cpu0 := readCPU()
 	start := time.Now()
 	go func() { _ = svc.Run(rctx) }()
 	<-finished
 	took := time.Since(start)
+	cpu := readCPU().since(cpu0)
 	cancel()
-	return took, nil
+	return took, cpu, nil
 }
 
 // publish stores n events; rate 0 means as fast as possible, otherwise paced (with the event time set).
@@ -235,12 +245,12 @@ func dropTables(ctx context.Context, c config, target, table string) {
 		if target == "postgres" {
 			if conn, err := pgx.Connect(ctx, c.pgURL); err == nil {
 				_, _ = conn.Exec(ctx, `DROP TABLE `+t)
-				_, _ = conn.Exec(ctx, `DELETE FROM rosen_cqrs_watermarks WHERE view_name = $1`, t)
+				_, _ = conn.Exec(ctx, `DELETE FROM rosen_cqrs_offsets WHERE view_name = $1`, t)
 				_ = conn.Close(ctx)
 			}
 		} else if db, err := sql.Open("mysql", c.myDSN); err == nil {
 			_, _ = db.Exec(`DROP TABLE ` + t)
-			_, _ = db.Exec(`DELETE FROM rosen_cqrs_watermarks WHERE view_name = ?`, t)
+			_, _ = db.Exec(`DELETE FROM rosen_cqrs_offsets WHERE view_name = ?`, t)
 			_ = db.Close()
 		}
 	}
