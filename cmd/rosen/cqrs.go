@@ -230,7 +230,7 @@ func newCQRSReplayCommand() *cobra.Command {
 	var httpAddr, view, from string
 	cmd := &cobra.Command{
 		Use:   "replay --view NAME [--from SEQ|TIME]",
-		Short: "Rebuild a view from the event store (from the start, a sequence or an RFC 3339 time); also backfills a new rule",
+		Short: "Rebuild a view from the event store into a shadow table and swap it in while live events keep flowing (from the start, a sequence, an RFC 3339 time or the last snapshot); also backfills a new rule",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if view == "" {
@@ -258,7 +258,7 @@ func newCQRSSnapshotCommand() *cobra.Command {
 	var httpAddr, view string
 	cmd := &cobra.Command{
 		Use:   "snapshot --view NAME",
-		Short: "Copy a view's rows and watermarks so that `replay --from snapshot` rebuilds it quickly",
+		Short: "Copy a view's rows and offsets so that `replay --from snapshot` rebuilds it quickly",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if view == "" {
