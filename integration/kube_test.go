@@ -195,6 +195,13 @@ func TestKubeMultiCluster(t *testing.T) {
 		if err := core.Services("shop").Delete(ctx, "front", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("rosen may delete services (err %v)", err)
 		}
+		// Events: create and patch only (the broken VirtualService below shows create works).
+		if _, err := core.Events("shop").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("rosen may list events (err %v); it only creates and patches them", err)
+		}
+		if err := core.Events("shop").Delete(ctx, "any", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("rosen may delete events (err %v)", err)
+		}
 	})
 
 	t.Run("manifests/example is used as it is", func(t *testing.T) {
@@ -315,6 +322,8 @@ spec:
 			}
 			return nil
 		})
+		// Also a Warning Event, written with the ServiceAccount's token (RBAC allows create on events).
+		checkEvent(t, a.Config(), "shop", "VirtualService", "broken", "Warning", "Rejected", "spec.http[0].route[0].destination.host")
 		if got := hits(t, client, target, 4); got["backend-3"] != 4 {
 			t.Errorf("with a broken VirtualService beside it, answers are %v", got)
 		}
@@ -336,6 +345,7 @@ spec:
 			}
 			return nil
 		})
+		checkEvent(t, a.Config(), "shop", "VirtualService", "broken", "Normal", "Accepted", "Rosen uses this object again")
 	})
 
 	t.Run("a rotated Secret reaches the gateway over SDS without a restart", func(t *testing.T) {

@@ -84,8 +84,11 @@ type Source struct {
 	handlers       map[string]ModuleHandler
 	delivered      map[string][]ModuleObject
 	moduleRejected map[string][]*model.FieldError
-	counts         map[string]map[string]int // cluster → kind → objects in the last set
-	lastSet        time.Time
+	// statusPoke wakes the status writer (statuswriter.go) when what the
+	// modules refuse changes, which the runner's report does not carry.
+	statusPoke func()
+	counts     map[string]map[string]int // cluster → kind → objects in the last set
+	lastSet    time.Time
 }
 
 // New checks the options and builds the clients; nothing is contacted until Run.

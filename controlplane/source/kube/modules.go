@@ -140,7 +140,11 @@ func (s *Source) deliverModules(snaps []snapshot) {
 		}
 		s.delivered[kind] = objs
 		s.moduleRejected[kind] = rejected
+		poke := s.statusPoke
 		s.mu.Unlock()
+		if poke != nil {
+			poke()
+		}
 	}
 }
 

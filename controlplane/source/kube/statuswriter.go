@@ -52,8 +52,12 @@ func (s *Source) NewStatusWriter(namespace, leaseName, identity string, leaseDur
 	if err != nil {
 		return nil, err
 	}
-	return &StatusWriter{src: s, lease: l, log: s.log.Named("status"), wake: make(chan struct{}, 1), written: map[objRef]string{},
-		events: newEventRecorders(identity)}, nil
+	w := &StatusWriter{src: s, lease: l, log: s.log.Named("status"), wake: make(chan struct{}, 1), written: map[objRef]string{},
+		events: newEventRecorders(identity)}
+	s.mu.Lock()
+	s.statusPoke = w.poke
+	s.mu.Unlock()
+	return w, nil
 }
 
 // Report takes the runner's list of left-out objects (runner.Isolation.Report).
