@@ -129,7 +129,7 @@ func New(opts Options) (*Coordinator, error) {
 	log := opts.Log.Named("txn")
 	c := &Coordinator{opts: opts, log: log, m: m, waiters: map[string][]chan *store.Txn{}, running: map[string]bool{}}
 	c.alert = newAlerter(log, m, opts.WebhookURL)
-	c.settings.Store(&Settings{DefaultTimeout: opts.DefaultTimeout, MaxTimeout: opts.MaxTimeout, DefaultPolicy: opts.DefaultPolicy, WebhookURL: opts.WebhookURL})
+	c.settings.Store(&Settings{DefaultTimeout: opts.DefaultTimeout, MaxTimeout: opts.MaxTimeout, DefaultPolicy: opts.DefaultPolicy, WebhookURL: opts.WebhookURL, Retention: opts.Retention})
 	c.base, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }

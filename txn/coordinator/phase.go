@@ -202,9 +202,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	defer c.Close()
 	tick := time.NewTicker(c.opts.Poll)
 	defer tick.Stop()
-	if c.opts.Retention > 0 {
-		c.wg.Go(func() { c.purgeLoop(ctx) })
-	}
+	c.wg.Go(func() { c.purgeLoop(ctx) }) // idle while retention is off (SetSettings may turn it on)
 	failing := false
 	for {
 		select {

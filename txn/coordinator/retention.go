@@ -34,10 +34,11 @@ func (c *Coordinator) purgeLoop(ctx context.Context) {
 // Purge deletes, now, the committed and aborted transactions that finished
 // more than the retention period ago, and returns how many went.
 func (c *Coordinator) Purge(ctx context.Context) int {
-	if c.opts.Retention <= 0 {
+	retention := c.Settings().Retention // SetSettings may change it
+	if retention <= 0 {
 		return 0
 	}
-	cutoff := c.opts.Now().UTC().Add(-c.opts.Retention)
+	cutoff := c.opts.Now().UTC().Add(-retention)
 	total := 0
 	for ctx.Err() == nil {
 		n, err := c.opts.Store.Purge(ctx, cutoff, purgeBatch)
@@ -53,7 +54,7 @@ func (c *Coordinator) Purge(ctx context.Context) int {
 		}
 	}
 	if total > 0 {
-		c.log.Info("finished transactions past retention deleted", zap.Int("count", total), zap.Duration("retention", c.opts.Retention))
+		c.log.Info("finished transactions past retention deleted", zap.Int("count", total), zap.Duration("retention", retention))
 	}
 	return total
 }

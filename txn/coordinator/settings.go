@@ -12,12 +12,16 @@ import (
 // Settings are the coordinator's defaults that may change while it runs
 // (from a TCCPolicy in Kubernetes): what Begin applies to a transaction that
 // names no timeout or retry policy, the longest timeout it accepts, and the
-// stuck-transaction webhook. Transactions begun earlier keep theirs.
+// stuck-transaction webhook (transactions begun earlier keep theirs), and
+// how long finished transactions are kept (the next purge uses it).
 type Settings struct {
 	DefaultTimeout time.Duration `json:"defaultTimeout"`
 	MaxTimeout     time.Duration `json:"maxTimeout"`
 	DefaultPolicy  store.Policy  `json:"defaultPolicy"`
 	WebhookURL     string        `json:"webhookURL,omitempty"`
+	// Retention is how long committed and aborted transactions are kept;
+	// zero or negative keeps them.
+	Retention time.Duration `json:"retention"`
 }
 
 // Settings returns the defaults in force.
@@ -63,6 +67,6 @@ func (c *Coordinator) SetSettings(s Settings) error {
 	c.alert.webhook.Store(&s.WebhookURL)
 	c.log.Info("coordinator defaults changed", zap.Duration("defaultTimeout", s.DefaultTimeout), zap.Duration("maxTimeout", s.MaxTimeout),
 		zap.Duration("retryInitial", s.DefaultPolicy.Initial), zap.Duration("retryMax", s.DefaultPolicy.Max), zap.Int("retryLimit", s.DefaultPolicy.Limit),
-		zap.Bool("webhook", s.WebhookURL != ""))
+		zap.Bool("webhook", s.WebhookURL != ""), zap.Duration("retention", s.Retention))
 	return nil
 }

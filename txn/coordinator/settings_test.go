@@ -21,7 +21,7 @@ func TestSetSettingsChangesDefaultsOfNewTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	c, _ := start(t, s, func(o *coordinator.Options) { o.DefaultTimeout = time.Minute })
+	c, _ := start(t, s, func(o *coordinator.Options) { o.DefaultTimeout = time.Minute; o.Retention = -1 })
 	ctx := context.Background()
 	before, err := c.Begin(ctx, coordinator.BeginRequest{})
 	if err != nil {
@@ -65,6 +65,26 @@ func TestSetSettingsChangesDefaultsOfNewTransactions(t *testing.T) {
 	}
 	if _, err := c.Begin(ctx, coordinator.BeginRequest{Timeout: time.Minute}); !errors.Is(err, coordinator.ErrBadInput) {
 		t.Fatalf("a timeout above the new maxTimeout: %v", err)
+	}
+	// Retention: the next purge uses the new value.
+	if _, err := c.Abort(ctx, after.ID, "test", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	keep := c.Settings()
+	keep.Retention = time.Hour
+	if err := c.SetSettings(keep); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Purge(ctx); n != 0 {
+		t.Fatalf("purged %d with an hour's retention", n)
+	}
+	keep.Retention = time.Nanosecond
+	if err := c.SetSettings(keep); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := c.Purge(ctx); n != 1 {
+		t.Fatalf("purged %d with retention 1ns, want the aborted transaction", n)
 	}
 	if got, err := s.Get(ctx, before.ID); err != nil || got.Deadline.Sub(got.CreatedAt).Round(time.Second) != time.Minute {
 		t.Fatalf("the earlier transaction changed: %v %v", got, err)
