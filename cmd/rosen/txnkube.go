@@ -21,7 +21,8 @@ type tccPolicySpec struct {
 		Max     string `json:"max,omitempty"`
 		Limit   int    `json:"limit,omitempty"`
 	} `json:"retry,omitempty"`
-	Webhook *string `json:"webhook,omitempty"`
+	Webhook   *string `json:"webhook,omitempty"`
+	Retention string  `json:"retention,omitempty"`
 }
 
 // handleTCCPolicies applies the clusters' TCCPolicy to the coordinator:
@@ -92,6 +93,9 @@ func tccSettings(base coordinator.Settings, spec []byte) (coordinator.Settings, 
 	if p.Webhook != nil {
 		s.WebhookURL = *p.Webhook
 	}
+	if err := dur(p.Retention, &s.Retention); err != nil {
+		return base, "spec.retention", err
+	}
 	if err := s.Check(); err != nil {
 		var se *coordinator.SettingError
 		if errors.As(err, &se) {
@@ -108,10 +112,10 @@ func decodeTCCPolicy(spec []byte, p *tccPolicySpec) (string, error) {
 	if err := json.Unmarshal(spec, &keys); err != nil {
 		return "spec", fmt.Errorf("want an object: %w", err)
 	}
-	known := map[string]bool{"defaultTimeout": true, "maxTimeout": true, "retry": true, "webhook": true}
+	known := map[string]bool{"defaultTimeout": true, "maxTimeout": true, "retry": true, "webhook": true, "retention": true}
 	for k := range keys {
 		if !known[k] {
-			return "spec." + k, fmt.Errorf("unknown field (known: defaultTimeout, maxTimeout, retry, webhook)")
+			return "spec." + k, fmt.Errorf("unknown field (known: defaultTimeout, maxTimeout, retry, webhook, retention)")
 		}
 	}
 	if r, ok := keys["retry"]; ok {

@@ -11,12 +11,12 @@ import (
 
 func TestTCCSettingsNamesTheField(t *testing.T) {
 	base := coordinator.Settings{DefaultTimeout: time.Minute, MaxTimeout: time.Hour, DefaultPolicy: store.Policy{Initial: time.Second, Max: time.Minute, Limit: 10}}
-	s, field, err := tccSettings(base, []byte(`{"defaultTimeout":"30s","retry":{"limit":3},"webhook":"https://alerts.example/tcc"}`))
+	s, field, err := tccSettings(base, []byte(`{"defaultTimeout":"30s","retry":{"limit":3},"webhook":"https://alerts.example/tcc","retention":"24h"}`))
 	if err != nil || field != "" {
 		t.Fatalf("%s: %v", field, err)
 	}
 	want := base
-	want.DefaultTimeout, want.DefaultPolicy.Limit, want.WebhookURL = 30*time.Second, 3, "https://alerts.example/tcc"
+	want.DefaultTimeout, want.DefaultPolicy.Limit, want.WebhookURL, want.Retention = 30*time.Second, 3, "https://alerts.example/tcc", 24*time.Hour
 	if s != want {
 		t.Fatalf("settings %+v, want %+v", s, want)
 	}
@@ -32,7 +32,8 @@ func TestTCCSettingsNamesTheField(t *testing.T) {
 		{`{"retry":{"limit":"3"}}`, "spec.retry.limit", "is not a int"},
 		{`{"retry":{"tries":3}}`, "spec.retry.tries", "unknown field"},
 		{`{"webhook":"ftp://x"}`, "spec.webhook", "http(s)"},
-		{`{"retention":"7d"}`, "spec.retention", "unknown field"},
+		{`{"retention":"7d"}`, "spec.retention", "not a duration"},
+		{`{"colour":"red"}`, "spec.colour", "unknown field"},
 	}
 	for _, b := range bad {
 		s, field, err := tccSettings(base, []byte(b.spec))
