@@ -26,6 +26,7 @@ type config struct {
 	myDSN      string
 	targets    string
 	cpuProfile string
+	repeat     int
 }
 
 func main() {
@@ -35,6 +36,7 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 20_000, "publish rate (events/s) for the lag run")
 	flag.IntVar(&c.lagSeconds, "lag-seconds", 10, "duration of the lag run")
 	flag.IntVar(&c.partitions, "partitions", 2, "event-store partitions (one consumer each)")
+	flag.IntVar(&c.repeat, "repeat", 3, "rounds of (raw baseline, engine) per database; the median is reported")
 	flag.IntVar(&c.batch, "batch", 0, "engine batch size (0: the engine default)")
 	flag.StringVar(&c.pgURL, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL URL")
 	flag.StringVar(&c.myDSN, "mysql", "root@tcp(127.0.0.1:3306)/test", "MariaDB DSN")

@@ -22,25 +22,41 @@ import (
 	"github.com/rosenmesh/rosen/cqrs/source"
 )
 
+// run measures each target: -repeat rounds of (raw baseline, engine) back
+// to back on fresh tables, so that each ratio compares two figures taken
+// under the same load, then the median round, then one lag run.
 func run(ctx context.Context, c config) error {
 	for _, target := range strings.Split(c.targets, ",") {
-		table := fmt.Sprintf("bench_cqrs_%s_%d", target, time.Now().UnixNano()%1_000_000)
+		var ratios, rates []float64
+		for round := range max(1, c.repeat) {
+			table := fmt.Sprintf("bench_cqrs_%s_%d_%d", target, time.Now().UnixNano()%1_000_000, round)
+			if err := createTable(ctx, c, target, table); err != nil {
+				return err
+			}
+			cpu := readCPU()
+			raw, err := baseline(ctx, c, target, table+"_raw", &cpu)
+			if err != nil {
+				return fmt.Errorf("%s baseline: %w", target, err)
+			}
+			fmt.Printf("%s round %d raw baseline (%s, one client): %d rows in %s = %.0f rows/s (CPU: bench %s, database servers %s)\n", target, round+1, rawKind(target), c.events,
+				raw.Round(time.Millisecond), float64(c.events)/raw.Seconds(), cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
+			took, cpu, err := throughput(ctx, c, target, table)
+			if err != nil {
+				return fmt.Errorf("%s throughput: %w", target, err)
+			}
+			ratio := raw.Seconds() / took.Seconds()
+			fmt.Printf("%s round %d engine: %d events in %s = %.0f events/s (%.0f%% of raw) (CPU: rosen %s, database servers %s)\n", target, round+1, c.events, took.Round(time.Millisecond),
+				float64(c.events)/took.Seconds(), 100*ratio, cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
+			ratios, rates = append(ratios, ratio), append(rates, float64(c.events)/took.Seconds())
+			dropTables(ctx, c, target, table)
+		}
+		slices.Sort(ratios)
+		slices.Sort(rates)
+		fmt.Printf("%s median of %d rounds: %.0f events/s, %.0f%% of raw\n", target, len(rates), rates[len(rates)/2], 100*ratios[len(ratios)/2])
+		table := fmt.Sprintf("bench_cqrs_%s_%d_lag", target, time.Now().UnixNano()%1_000_000)
 		if err := createTable(ctx, c, target, table); err != nil {
 			return err
 		}
-		cpu := readCPU()
-		raw, err := baseline(ctx, c, target, table+"_raw", &cpu)
-		if err != nil {
-			return fmt.Errorf("%s baseline: %w", target, err)
-		}
-		fmt.Printf("%s raw baseline (%s, one client): %d rows in %s = %.0f rows/s (CPU: bench %s, database servers %s)\n", target, rawKind(target), c.events,
-			raw.Round(time.Millisecond), float64(c.events)/raw.Seconds(), cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
-		took, cpu, err := throughput(ctx, c, target, table)
-		if err != nil {
-			return fmt.Errorf("%s throughput: %w", target, err)
-		}
-		fmt.Printf("%s engine: %d events in %s = %.0f events/s (%.0f%% of raw) (CPU: rosen %s, database servers %s)\n", target, c.events, took.Round(time.Millisecond),
-			float64(c.events)/took.Seconds(), 100*raw.Seconds()/took.Seconds(), cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
 		p50, p99, max, n, err := lagRun(ctx, c, target, table)
 		if err != nil {
 			return fmt.Errorf("%s lag: %w", target, err)
