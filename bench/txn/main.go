@@ -59,6 +59,7 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 32, "PostgreSQL connections")
 	flag.IntVar(&cfg.workers, "commit-workers", 0, "group commits in flight at once on PostgreSQL (0: the store's default)")
 	flag.BoolVar(&cfg.atBegin, "branches-at-begin", false, "register both branches in the begin request (Twist-style) instead of one request each")
+	storeOnly := flag.Bool("store-only", false, "drive the store alone with the writes of each transaction (no HTTP, no coordinator)")
 	flag.BoolVar(&cfg.split, "split", false, "run the coordinator in a child process, so its CPU is measured apart from the callers' and participants'")
 	role := flag.String("role", "", "internal: 'coordinator' runs only the coordinator (the child of -split)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here (with -split, the coordinator's goes to <file>.coordinator)")
@@ -74,9 +75,12 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	var err error
-	if *role == "coordinator" {
+	switch {
+	case *role == "coordinator":
 		err = serveCoordinator(cfg)
-	} else {
+	case *storeOnly:
+		err = runStoreOnly(cfg)
+	default:
 		err = run(cfg)
 	}
 	if err != nil {
@@ -96,10 +100,8 @@ func listen(h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// startCoordinator opens the store, runs a coordinator and serves its REST API
-// on loopback, plus GET /bench/cpu (this process's CPU time in ns).
-func startCoordinator(cfg config) (string, func(), error) {
-	ctx := context.Background()
+// openStore opens the -store with fresh tables (or keys, or file).
+func openStore(ctx context.Context, cfg config) (store.Store, func(), error) {
 	prefix := fmt.Sprintf("bench_%d", time.Now().UnixNano()%1_000_000_000)
 	var st store.Store
 	var err error
@@ -110,14 +112,145 @@ func startCoordinator(cfg config) (string, func(), error) {
 	case "sqlite":
 		dir, err = os.MkdirTemp("", "txn-bench-")
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		st, err = store.OpenSQLite(ctx, filepath.Join(dir, "txn.db"), store.Options{})
 	case "redis":
 		st, err = store.OpenRedis(ctx, cfg.redis, store.Options{Prefix: prefix})
 	default:
-		return "", nil, errors.New("-store: postgres, sqlite or redis")
+		return nil, nil, errors.New("-store: postgres, sqlite or redis")
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if d := store.RedisDurability(st); d != "" {
+		fmt.Fprintln(os.Stderr, "redis:", d)
+	}
+	return st, func() {
+		_ = st.Close()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// runStoreOnly drives the store alone with the writes of one global
+// transaction (begin, two registrations, commit, outcome), from -clients
+// goroutines: the ceiling the store puts on the coordinator.
+func runStoreOnly(cfg config) error {
+	ctx := context.Background()
+	st, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	branch := func(i int) store.Branch {
+		return store.Branch{ID: fmt.Sprintf("b%d", i), Confirm: store.Action{URL: "http://127.0.0.1:1/confirm", Body: []byte(`{"amount":1}`)},
+			Cancel: store.Action{URL: "http://127.0.0.1:1/cancel", Body: []byte(`{"amount":1}`)}}
+	}
+	var seq atomic.Int64
+	one := func() error {
+		id := fmt.Sprintf("s%d-%d", os.Getpid(), seq.Add(1))
+		now := time.Now().UTC()
+		t := &store.Txn{ID: id, Policy: store.Policy{Initial: time.Second, Max: time.Minute, Limit: 10}, CreatedAt: now, Deadline: now.Add(30 * time.Second)}
+		if cfg.atBegin {
+			t.Branches = []store.Branch{branch(0), branch(1)}
+		}
+		if err := st.Create(ctx, t); err != nil {
+			return err
+		}
+		if !cfg.atBegin {
+			for i := range 2 {
+				if err := st.AddBranch(ctx, id, branch(i), now); err != nil {
+					return err
+				}
+			}
+		}
+		got, err := st.Transition(ctx, id, store.Transition{From: []store.State{store.Trying}, To: store.Confirming, Now: now,
+			Owner: "bench", LeaseUntil: now.Add(15 * time.Second), NextDue: now, BeforeDeadline: true})
+		if err != nil {
+			return err
+		}
+		p := store.Progress{Owner: "bench", From: store.Confirming, To: store.Committed, Now: time.Now().UTC(), Attempts: 1}
+		for _, b := range got.Branches {
+			b.State, b.Attempts = store.BranchConfirmed, 1
+			p.Branches = append(p.Branches, b)
+		}
+		return st.SaveProgress(ctx, id, p)
+	}
+	cpu0, db0 := selfCPU(), processCPU(dbProcess(cfg.kind))
+	lat, failures, elapsed, firstErr := load(cfg.clients, cfg.duration, one)
+	cpu, db := selfCPU()-cpu0, processCPU(dbProcess(cfg.kind))-db0
+	n := len(lat)
+	fmt.Printf("store-only store=%s commit-workers=%d branches-at-begin=%v clients=%d duration=%s txns=%d failed=%d tps=%.0f p50=%s p99=%s\n",
+		cfg.kind, cfg.workers, cfg.atBegin, cfg.clients, elapsed.Round(time.Millisecond), n, failures, float64(n)/elapsed.Seconds(),
+		pct(lat, 0.50).Round(10*time.Microsecond), pct(lat, 0.99).Round(10*time.Microsecond))
+	if n > 0 {
+		fmt.Printf("cpu per txn: this process %.0f µs, %s %.0f µs\n", float64(cpu.Microseconds())/float64(n), cfg.kind, float64(db.Microseconds())/float64(n))
+	}
+	if firstErr != "" {
+		fmt.Println("first error:", firstErr)
+	}
+	return nil
+}
+
+// dbProcess is the command name of the -store's server processes ("" for SQLite: in this process).
+func dbProcess(kind string) string {
+	switch kind {
+	case "postgres":
+		return "postgres"
+	case "redis":
+		return "redis-server"
+	}
+	return ""
+}
+
+// load runs one in a loop from clients goroutines for d and returns the
+// latencies of the successes (sorted), the failures and the first error.
+func load(clients int, d time.Duration, one func() error) ([]time.Duration, int64, time.Duration, string) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failures atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := one(); err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	e, _ := firstErr.Load().(string)
+	return lat, failures.Load(), elapsed, e
+}
+
+func pct(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+}
+
+// startCoordinator opens the store, runs a coordinator and serves its REST API
+// on loopback, plus GET /bench/cpu (this process's CPU time in ns).
+func startCoordinator(cfg config) (string, func(), error) {
+	ctx := context.Background()
+	st, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return "", nil, err
 	}
@@ -143,10 +276,7 @@ func startCoordinator(cfg config) (string, func(), error) {
 		closeAPI()
 		stop()
 		<-done
-		_ = st.Close()
-		if dir != "" {
-			_ = os.RemoveAll(dir)
-		}
+		closeStore()
 	}, nil
 }
 
@@ -294,47 +424,15 @@ func run(cfg config) error {
 	if cfg.split {
 		coord0 = remoteCPU(api)
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var failures atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(duration)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			var mine []time.Duration
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				if err := one(); err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	lat, failures, elapsed, firstErr := load(clients, duration, one)
 	cpu, pg, rd := selfCPU()-cpu0, processCPU("postgres")-pg0, processCPU("redis-server")-redis0
 	var coord time.Duration
 	if cfg.split {
 		coord = remoteCPU(api) - coord0
 	}
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
-	}
 	fmt.Printf("store=%s split=%v branches-at-begin=%v clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
-		kind, cfg.split, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures.Load(), float64(len(lat))/elapsed.Seconds(),
-		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), confirms.Load())
+		kind, cfg.split, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures, float64(len(lat))/elapsed.Seconds(),
+		pct(lat, 0.50).Round(10*time.Microsecond), pct(lat, 0.99).Round(10*time.Microsecond), confirms.Load())
 	if n := len(lat); n > 0 {
 		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
 		db := pg
@@ -351,7 +449,7 @@ func run(cfg config) error {
 				per(cpu), kind, per(db), 2e6/(per(cpu)+per(db)))
 		}
 	}
-	if e := firstErr.Load(); e != nil {
+	if e := firstErr; e != "" {
 		fmt.Println("first error:", e)
 	}
 	return nil
@@ -369,6 +467,9 @@ func selfCPU() time.Duration {
 // processCPU is the user+system CPU time used so far by every process whose
 // command name is comm (Linux /proc; 0 elsewhere).
 func processCPU(comm string) time.Duration {
+	if comm == "" {
+		return 0
+	}
 	dirs, _ := os.ReadDir("/proc")
 	var ticks int64
 	for _, d := range dirs {
