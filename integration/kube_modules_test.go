@@ -145,6 +145,37 @@ spec:
 		if d, _ := beginTimeout(); d != 7*time.Second {
 			t.Errorf("a refused TCCPolicy changed the timeout to %s", d)
 		}
+
+		// manifests/example/modules/ as it is: its CQRSRule joins the engine, and
+		// its TCCPolicy applies once it is the only one.
+		ex, err := os.ReadFile(filepath.Join(repoRoot(), "manifests", "example", "modules", "modules.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		applier, err := kubeenv.NewApplier(admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"defaults", "zz-second"} {
+			objs, _ := kubeenv.Decode([]byte(policy(name, "1s")))
+			if err := applier.Delete(context.Background(), objs[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kubeenv.MustApply(t, admin, string(ex))
+		eventually(t, 30*time.Second, func() error {
+			if d, limit := beginTimeout(); d != 30*time.Second || limit != 8 {
+				return fmt.Errorf("with the example's TCCPolicy: timeout %s, retry limit %d", d, limit)
+			}
+			var st struct{ Rules []struct{ View string } }
+			if err := getJSONErr(r, "/api/cqrs/status", &st); err != nil {
+				return err
+			}
+			if len(st.Rules) != 2 {
+				return fmt.Errorf("cqrs rules %+v, want orders and the example's payments", st.Rules)
+			}
+			return nil
+		})
 	})
 }
 
