@@ -203,6 +203,18 @@ func TestRebuildEndpointsReportsBadSlices(t *testing.T) {
 	if !strings.Contains(err.Error(), "EndpointSlice default/reviews-v1") || !strings.Contains(err.Error(), "endpoints[0].addresses[0]") {
 		t.Errorf("error does not name the resource and field: %v", err)
 	}
+	// An address of the other family, or no addressType: refused, as the
+	// Kubernetes API server refuses them.
+	for _, c := range []struct{ from, to, field string }{
+		{`addresses: ["10.0.0.1"]`, `addresses: ["::1"]`, "endpoints[0].addresses[0]"},
+		{"addressType: IPv4\n", "", "addressType"},
+	} {
+		_, err := Build(parseSet(t, strings.Replace(base, c.from, c.to, 1)))
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s → %s: %v", c.from, c.to, err)
+		}
+	}
+
 	// Objects that are not endpoints are refused: the caller must Build.
 	if _, _, err := RebuildEndpoints(prev, nextSet, nextSet.Objects[:1]); err == nil {
 		t.Error("a non-endpoint object was accepted")

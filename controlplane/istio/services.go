@@ -2,6 +2,7 @@ package istio
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -129,6 +130,10 @@ func (b *builder) sliceEndpoints(es typed[*discoveryv1.EndpointSlice]) []model.E
 		b.errorf(o, "addressType", "FQDN endpoint slices are not supported (use a ServiceEntry with resolution DNS)")
 		return nil
 	}
+	if slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6 {
+		b.errorf(o, "addressType", "%q: want IPv4 or IPv6 (required, as in Kubernetes)", slice.AddressType)
+		return nil
+	}
 	ports := map[string]uint32{}
 	for i, p := range slice.Ports {
 		if p.Port == nil {
@@ -154,6 +159,11 @@ func (b *builder) sliceEndpoints(es typed[*discoveryv1.EndpointSlice]) []model.E
 		addr := ep.Addresses[0] // Kubernetes: the addresses of one endpoint are fungible
 		if !validIP(addr) {
 			b.errorf(o, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an IP address", addr)
+			continue
+		}
+		if ip, _ := netip.ParseAddr(addr); (slice.AddressType == discoveryv1.AddressTypeIPv4) != ip.Is4() {
+			// As the Kubernetes API server: a slice holds one family.
+			b.errorf(o, fmt.Sprintf("endpoints[%d].addresses[0]", i), "%q is not an %s address (the slice's addressType)", addr, slice.AddressType)
 			continue
 		}
 		e := model.Endpoint{

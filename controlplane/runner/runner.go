@@ -133,10 +133,16 @@ func (r *Runner) Apply(set *config.Set, err error) {
 		r.rejected++
 		r.metrics.applies.WithLabelValues("rejected").Inc()
 		for _, fe := range model.AsFieldErrors(err) {
+			fields := []zap.Field{zap.String("file", fe.Source.File)}
+			if fe.Source.Name != "" { // a file that does not parse names no resource
+				fields = append(fields, zap.String("kind", fe.Source.Kind),
+					zap.String("resource", fe.Source.Namespace+"/"+fe.Source.Name))
+			}
+			if fe.Field != "" {
+				fields = append(fields, zap.String("field", fe.Field))
+			}
 			r.log.Error("configuration rejected; the last good configuration stays in force",
-				zap.String("file", fe.Source.File), zap.String("kind", fe.Source.Kind),
-				zap.String("resource", fe.Source.Namespace+"/"+fe.Source.Name),
-				zap.String("field", fe.Field), zap.String("error", fe.Message))
+				append(fields, zap.String("error", fe.Message))...)
 		}
 		return
 	}

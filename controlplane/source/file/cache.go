@@ -2,7 +2,6 @@ package file
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"os"
 	"time"
 
@@ -86,7 +85,7 @@ func (c *parseCache) load(dirs []string) (*config.Set, loadStats, error) {
 func (c *parseCache) file(path string, st *loadStats) (*parsedFile, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, model.Errorf(model.Source{File: path}, "", "cannot read: %v", err)
 	}
 	prev := c.files[path]
 	if prev != nil && prev.size == info.Size() && prev.mtime.Equal(info.ModTime()) &&
@@ -94,9 +93,12 @@ func (c *parseCache) file(path string, st *loadStats) (*parsedFile, error) {
 		return prev, nil
 	}
 	readAt := c.now()
-	data, err := os.ReadFile(path)
+	// config.ReadFile, like `rosen validate`: a named pipe, a device (a
+	// symlink to /dev/zero) or a huge file is an error naming the file,
+	// never a read that blocks every later reload or exhausts memory.
+	data, err := config.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	st.read++
 	sum := sha256.Sum256(data)

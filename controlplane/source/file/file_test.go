@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,5 +177,49 @@ func TestRenameReplaceAndNewFolder(t *testing.T) {
 	write(t, filepath.Join(sub, "b.yaml"), service("b"))
 	if r := next(t, ch); r.err != nil || names(r.set) != "b,renamed" {
 		t.Fatalf("after new folder = %v %v", r.set, r.err)
+	}
+}
+
+// TestSpecialFilesAreRefusedNotRead: a named pipe dropped into the watched
+// folder, or a symlink to a device, is reported as an error naming the file
+// (as `rosen validate` does); it never blocks the reload loop (later edits
+// still apply once it is gone) nor reads without bound.
+func TestSpecialFilesAreRefusedNotRead(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.yaml"), service("a"))
+	ch := start(t, dir, 20*time.Millisecond)
+	if r := next(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	fifo := filepath.Join(dir, "pipe.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	r := next(t, ch)
+	if r.set != nil || r.err == nil || !strings.Contains(r.err.Error(), "pipe.yaml") || !strings.Contains(r.err.Error(), "not a regular file") {
+		t.Fatalf("fifo: %v %v", r.set, r.err)
+	}
+	if err := os.Remove(fifo); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "b.yaml"), service("b"))
+	for {
+		r = next(t, ch)
+		if r.err == nil && names(r.set) == "a,b" {
+			break
+		}
+		if r.err != nil && strings.Contains(r.err.Error(), "pipe.yaml") {
+			continue // the removal and the write may come as two reloads
+		}
+		t.Fatalf("after the fifo: %v %v", r.set, r.err)
+	}
+
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r = next(t, ch)
+	if r.set != nil || r.err == nil || !strings.Contains(r.err.Error(), "zero.yaml") {
+		t.Fatalf("/dev/zero: %v %v", r.set, r.err)
 	}
 }
