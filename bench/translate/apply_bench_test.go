@@ -63,3 +63,39 @@ func BenchmarkApplyRouteChange10kRoutes(b *testing.B) {
 		return bytes.Replace(y, []byte(`prefix: /api/v0/`), []byte(`prefix: /api/v9/`), 1)
 	})
 }
+
+// BenchmarkApplyEndpointSliceEdit10kRoutes: one EndpointSlice's address
+// differs and the second set is parsed as the file source parses an edit
+// (config.ParseYAMLReusing: unchanged documents keep their objects), so the
+// runner takes the endpoint path (istio.RebuildEndpoints, the one service's
+// load assignments) instead of Build and the whole-mesh gate.
+func BenchmarkApplyEndpointSliceEdit10kRoutes(b *testing.B) {
+	base := meshYAML(true)
+	edited := bytes.Replace(bytes.Clone(base), []byte(`"127.1.0.0"`), []byte(`"127.1.0.9"`), 1)
+	first, err := config.ParseYAML("bench.yaml", base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	second, err := config.ParseYAMLReusing("bench.yaml", edited, first)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sets []*config.Set
+	for _, objs := range [][]*config.Object{first, second} {
+		set, errs := config.NewSet(objs)
+		if len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		sets = append(sets, set)
+	}
+	r := runner.New(zap.NewNop(), nil, nopPublisher{}, nil)
+	r.Apply(sets[0], nil)
+	i := 0
+	loop(b, func() {
+		i++
+		r.Apply(sets[i%2], nil)
+		if errs := r.ConfigErrors(); len(errs) > 0 {
+			b.Fatal(errs[0])
+		}
+	})
+}
