@@ -326,6 +326,15 @@ func parseIstio(o *Object, top map[string]json.RawMessage) model.Errors {
 		return errs
 	}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(spec, msg); err != nil {
+		// Durations are normalised in spec by now: search that form.
+		if normalized, ok := decodeJSON(spec); ok {
+			if at := locateProtoErrors(msg.ProtoReflect().Descriptor(), normalized, "spec"); len(at) > 0 {
+				for _, fe := range at {
+					errs = append(errs, model.Errorf(o.Source(), fe.field, "%s", fe.msg))
+				}
+				return errs
+			}
+		}
 		return append(errs, model.Errorf(o.Source(), "spec", "%s", cleanProtoError(err)))
 	}
 	o.Spec = msg
