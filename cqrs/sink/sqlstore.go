@@ -116,7 +116,10 @@ func (t *sqlTx) chunk(n, width int, f func(lo, hi int) error) error {
 }
 
 // Offsets share-locks the view's guard row (waiting out a swap), then reads
-// the offsets with a locking read too, which sees the latest committed rows.
+// the offsets with a plain read: its snapshot starts at that read (the
+// guard's locking read makes none), so it sees what a swap committed. A
+// locking read of every lane would deadlock two partitions' transactions,
+// each holding a share lock on the other's lane row before updating its own.
 func (t *sqlTx) Offsets(ctx context.Context, view string) (map[string]uint64, error) {
 	q := `SELECT lane, seq FROM ` + OffsetTable + ` WHERE view_name = ?`
 	if t.s.d.guard != "" {
@@ -132,7 +135,6 @@ func (t *sqlTx) Offsets(ctx context.Context, view string) (map[string]uint64, er
 		} else if err != nil {
 			return nil, err
 		}
-		q += ` LOCK IN SHARE MODE`
 	}
 	rows, err := t.tx.QueryContext(ctx, q, view)
 	if err != nil {
