@@ -24,7 +24,7 @@ type wildcardChild struct {
 
 // node is one level of a domain's descriptor tree.
 type node struct {
-	exact     map[string]*node // key \x00 value
+	exact     map[Entry]*node  // key and value
 	keyOnly   map[string]*node // key (no value: one counter per request value)
 	wildcards []wildcardChild  // value "prefix*", longest prefix first
 	limit     *limit
@@ -35,7 +35,7 @@ func buildTree(ds []Descriptor, _ bool) *node {
 }
 
 func buildLevel(ds []Descriptor, parent string) *node {
-	n := &node{exact: map[string]*node{}, keyOnly: map[string]*node{}}
+	n := &node{exact: map[Entry]*node{}, keyOnly: map[string]*node{}}
 	for _, d := range ds {
 		path := d.Key
 		if d.Value != "" {
@@ -58,7 +58,7 @@ func buildLevel(ds []Descriptor, parent string) *node {
 		case strings.HasSuffix(d.Value, "*"):
 			n.wildcards = append(n.wildcards, wildcardChild{d.Key, strings.TrimSuffix(d.Value, "*"), child})
 		default:
-			n.exact[d.Key+"\x00"+d.Value] = child
+			n.exact[Entry{d.Key, d.Value}] = child
 		}
 	}
 	sort.SliceStable(n.wildcards, func(i, j int) bool { return len(n.wildcards[i].prefix) > len(n.wildcards[j].prefix) })
@@ -75,7 +75,7 @@ type Entry struct{ Key, Value string }
 func (n *node) match(entries []Entry) *limit {
 	cur := n
 	for _, e := range entries {
-		next := cur.exact[e.Key+"\x00"+e.Value]
+		next := cur.exact[e]
 		if next == nil {
 			for _, w := range cur.wildcards {
 				if w.key == e.Key && strings.HasPrefix(e.Value, w.prefix) {
@@ -103,14 +103,20 @@ func (c *Config) limits(domain string, descriptors [][]Entry) []*limit {
 	if root == nil {
 		return out
 	}
-	replaced := map[string]bool{}
+	var replaced map[string]bool // made only when a matched limit replaces another
 	for i, d := range descriptors {
 		out[i] = root.match(d)
 		if out[i] != nil {
 			for _, r := range out[i].replaces {
+				if replaced == nil {
+					replaced = map[string]bool{}
+				}
 				replaced[r] = true
 			}
 		}
+	}
+	if replaced == nil {
+		return out
 	}
 	for i, l := range out {
 		if l != nil && l.name != "" && replaced[l.name] {

@@ -6,6 +6,16 @@ type metrics struct {
 	decisions *prometheus.CounterVec // result: ok, over_limit, shadow_over_limit, bad_request, error
 	latency   prometheus.Histogram
 	reloads   *prometheus.CounterVec // result: ok, error
+	// byResult holds the decision counters of the known results, resolved
+	// once (WithLabelValues hashes the label on every call).
+	byResult map[string]prometheus.Counter
+}
+
+func (m *metrics) decision(result string) prometheus.Counter {
+	if c, ok := m.byResult[result]; ok {
+		return c
+	}
+	return m.decisions.WithLabelValues(result)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rosen_ratelimit_config_reloads_total", Help: "Rate-limit config reloads by result.",
 		}, []string{"result"}),
+	}
+	m.byResult = map[string]prometheus.Counter{}
+	for _, r := range []string{"ok", "over_limit", "shadow_over_limit", "bad_request", "error"} {
+		m.byResult[r] = m.decisions.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.decisions, m.latency, m.reloads)

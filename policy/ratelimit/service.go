@@ -77,7 +77,7 @@ func (s *Service) Config() *Config { return s.config.Load() }
 func (s *Service) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	start := time.Now()
 	resp, result, err := s.decide(ctx, req)
-	s.metrics.decisions.WithLabelValues(result).Inc()
+	s.metrics.decision(result).Inc()
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, ErrBadRequest) {
@@ -96,23 +96,36 @@ func (s *Service) decide(ctx context.Context, req *rlsv3.RateLimitRequest) (*rls
 	if len(req.GetDescriptors()) == 0 {
 		return nil, "bad_request", fmt.Errorf("%w: no descriptors", ErrBadRequest)
 	}
-	descs := make([][]Entry, len(req.GetDescriptors()))
+	n := 0
 	for i, d := range req.GetDescriptors() {
 		if len(d.GetEntries()) == 0 {
 			return nil, "bad_request", fmt.Errorf("%w: descriptor %d has no entries", ErrBadRequest, i)
 		}
+		n += len(d.GetEntries())
+	}
+	// One backing array for every descriptor's entries.
+	all := make([]Entry, 0, n)
+	descs := make([][]Entry, len(req.GetDescriptors()))
+	for i, d := range req.GetDescriptors() {
+		start := len(all)
 		for _, e := range d.GetEntries() {
-			descs[i] = append(descs[i], Entry{Key: e.GetKey(), Value: e.GetValue()})
+			all = append(all, Entry{Key: e.GetKey(), Value: e.GetValue()})
 		}
+		descs[i] = all[start:len(all):len(all)]
 	}
 	now := s.opts.Now()
 	limits := s.config.Load().limits(req.GetDomain(), descs)
 
 	statuses := make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(descs))
-	var hits []Hit
-	var hitIdx []int
+	// The statuses and their limits in two arrays instead of 2n objects.
+	stArr := make([]rlsv3.RateLimitResponse_DescriptorStatus, len(descs))
+	limArr := make([]rlsv3.RateLimitResponse_RateLimit, len(descs))
+	hits := make([]Hit, 0, len(limits))
+	var idxBuf [8]int
+	hitIdx := idxBuf[:0]
 	for i, l := range limits {
-		st := &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
+		st := &stArr[i]
+		st.Code = rlsv3.RateLimitResponse_OK
 		statuses[i] = st
 		if l == nil || l.unlimited {
 			continue
@@ -120,7 +133,9 @@ func (s *Service) decide(ctx context.Context, req *rlsv3.RateLimitRequest) (*rls
 		win := unitSeconds[l.unit]
 		startSec := now.Unix() / win * win
 		reset := time.Unix(startSec+win, 0).Sub(now)
-		st.CurrentLimit = &rlsv3.RateLimitResponse_RateLimit{Name: l.name, RequestsPerUnit: l.perUnit, Unit: protoUnit(l.unit)}
+		cl := &limArr[i]
+		cl.Name, cl.RequestsPerUnit, cl.Unit = l.name, l.perUnit, protoUnit(l.unit)
+		st.CurrentLimit = cl
 		st.DurationUntilReset = durationpb.New(reset)
 		addend := uint64(req.GetHitsAddend())
 		if a := req.GetDescriptors()[i].GetHitsAddend(); a != nil {
