@@ -166,6 +166,35 @@ spec:
 				`t.yaml:1: Gateway default/gw: spec.servers[0].tls.credentialName: no Secret named "missing"`,
 				`t.yaml:1: Gateway default/gw: spec.servers[1].hosts[0]: host "a/b/c": want host, namespace/host or */host`,
 			}},
+		{"follow-on errors name the invalid object", reviewsDR + `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: cert}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cert}
+type: kubernetes.io/tls
+data: {tls.crt: Y2VydA==, tls.key: a2V5}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [a.example.com]
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: reviews}}]`,
+			[]string{
+				`t.yaml:20: Secret default/cert: data: invalid tls.crt/tls.key pair: tls: failed to find any PEM data in certificate input`,
+				`t.yaml:10: Gateway default/gw: spec.servers[0].tls.credentialName: Secret "cert" (t.yaml:20) is invalid; see its own error`,
+				`t.yaml:26: VirtualService default/r: spec.gateways[0]: Gateway default/gw (t.yaml:10) is invalid; see its own error`,
+			}},
 		{"policy", `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: ratings}

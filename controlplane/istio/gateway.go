@@ -137,6 +137,13 @@ func (b *builder) serverTLS(g typed[*networking.Gateway], field, protocol string
 		}
 		sec, ok := secrets[t.GetCredentialName()]
 		if !ok {
+			for _, s := range b.secrets {
+				if s.obj.Name == t.GetCredentialName() {
+					// Not a second problem: the Secret's own error says why.
+					b.errorf(o, field+".credentialName", "Secret %q (%s) is invalid; see its own error", t.GetCredentialName(), s.obj.Source().File)
+					return out
+				}
+			}
 			b.errorf(o, field+".credentialName", "no Secret named %q", t.GetCredentialName())
 			return out
 		}

@@ -96,6 +96,11 @@ func (b *builder) bindGateways(o *config.Object, names []string, known map[strin
 			key = o.Namespace + "/" + g
 		}
 		if key != model.MeshGateway && !known[key] {
+			if gw := b.gatewayObject(key); gw != nil {
+				// Not a second problem: the Gateway's own error says why.
+				b.errorf(o, fmt.Sprintf("spec.gateways[%d]", i), "Gateway %s (%s) is invalid; see its own error", key, gw.Source().File)
+				continue
+			}
 			b.errorf(o, fmt.Sprintf("spec.gateways[%d]", i), "unknown gateway %q (no Gateway %s)", g, key)
 			continue
 		}
@@ -245,4 +250,14 @@ func (b *builder) resolveDestination(o *config.Object, field string, d *networki
 	}
 	out.Cluster = ClusterName(out.Port, out.Subset, host)
 	return out, true
+}
+
+// gatewayObject is the Gateway object namespace/name of the set, built or not.
+func (b *builder) gatewayObject(key string) *config.Object {
+	for _, g := range b.gateways {
+		if g.obj.Namespace+"/"+g.obj.Name == key {
+			return g.obj
+		}
+	}
+	return nil
 }
