@@ -118,7 +118,14 @@ func TestReplayIntoShadowWhileLiveEventsFlow(t *testing.T) {
 			publish(8000)
 			waitFor(t, "the first events", func() bool { return svc.engine.Status().LastSeq >= lastSeq })
 
-			for _, from := range []uint64{1, 5000, 0} { // 0: from a snapshot
+			var since time.Time
+			for _, from := range []uint64{1, 5000, 2, 0} { // 2: from a time, 0: from a snapshot
+				if from == 2 {
+					publish(300)
+					time.Sleep(20 * time.Millisecond)
+					since = time.Now()
+					publish(300)
+				}
 				if from == 0 {
 					waitFor(t, "a snapshot at the ack floor", func() bool {
 						seq, err := svc.Snapshot(ctx, table)
@@ -144,9 +151,12 @@ func TestReplayIntoShadowWhileLiveEventsFlow(t *testing.T) {
 				before := liveCommits.Load()
 				var res ReplayResult
 				var err error
-				if from == 0 {
+				switch from {
+				case 0:
 					res, err = svc.ReplayFromSnapshot(ctx, table)
-				} else {
+				case 2:
+					res, err = svc.Replay(ctx, table, 0, since)
+				default:
 					res, err = svc.Replay(ctx, table, from, time.Time{})
 				}
 				during := liveCommits.Load() - before
@@ -214,4 +224,104 @@ func sortedUsers(m map[int]user) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestBackfillNewRuleFromHistory restarts a worker with a rule it did not have
+// (a second view of the same events) and backfills it from the event store
+// while new events keep arriving: the new view ends up with every event's row.
+func TestBackfillNewRuleFromHistory(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	users, names := testenv.UniqueName("cqrs_bf_users"), testenv.UniqueName("cqrs_bf_names")
+	dir := t.TempDir()
+	userRule := fmt.Sprintf(`{"event":"userCreated","table":%q,"method":"upsert","createTable":true,"mapping":[
+	   {"source":"id","target":"id","primary":true,"type":"bigint"},{"source":"name","target":"name","type":"string"}]}`, users)
+	nameRule := fmt.Sprintf(`{"event":"userCreated","table":%q,"method":"upsert","createTable":true,"mapping":[
+	   {"source":"name","target":"name","primary":true,"type":"string"},{"source":"id","target":"user_id","type":"bigint"}]}`, names)
+	write := func(rulesJSON string) rules.Files {
+		for name, body := range map[string]string{
+			"databases.json": fmt.Sprintf(`{"databases":{"db":{"type":"postgres","dsn":%q}}}`, dsn),
+			"rules.json":     `{"rules":[` + rulesJSON + `]}`,
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files, err := rules.DirFiles(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return files
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t.Cleanup(func() {
+		for _, tb := range []string{users, names, "rosen_shadow_" + names, "rosen_old_" + names} {
+			_, _ = db.Exec("DROP TABLE IF EXISTS " + tb)
+		}
+		_, _ = db.Exec("DELETE FROM rosen_cqrs_offsets WHERE view_name IN ($1, $2, $3)", users, names, names+"~replay")
+	})
+	open := func(files rules.Files) (*Service, context.CancelFunc) {
+		svc, err := Open(context.Background(), Options{Files: files, DataDir: dir, JetStream: source.JetStreamConfig{DataDir: filepath.Join(dir, "nats"), Partitions: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { _ = svc.Run(ctx) }()
+		return svc, cancel
+	}
+	want := map[string]int{} // name → the last user id that had it
+	publish := func(svc *Service, from, n int) {
+		for i := from; i < from+n; i++ {
+			id, name := i%700+1, fmt.Sprintf("n%d", i%900)
+			want[name] = id
+			if _, err := svc.Publish(context.Background(), []byte(fmt.Sprintf(`{"type":"userCreated","key":"%d","payload":{"id":%d,"name":%q}}`, id, id, name))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	svc, cancel := open(write(userRule))
+	publish(svc, 0, 3000)
+	waitFor(t, "the users view", func() bool {
+		var n int
+		_ = db.QueryRow("SELECT COUNT(*) FROM " + users).Scan(&n)
+		return n == 700
+	})
+	cancel()
+	svc.Close()
+
+	svc, cancel = open(write(userRule + "," + nameRule)) // the new rule: its view starts empty
+	defer func() { cancel(); svc.Close() }()
+	done := make(chan struct{})
+	go func() { defer close(done); publish(svc, 3000, 1000) }() // new events meanwhile
+	res, err := svc.Replay(context.Background(), names, 1, time.Time{})
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backfill: %+v", res)
+	exp := make([]string, 0, len(want))
+	for name, id := range want {
+		exp = append(exp, fmt.Sprintf("%s=%d", name, id))
+	}
+	sort.Strings(exp)
+	var got []string
+	waitFor(t, "the names view to equal the fold of the whole log", func() bool {
+		rows, err := db.Query("SELECT name, user_id FROM " + names + " ORDER BY name")
+		if err != nil {
+			return false
+		}
+		defer rows.Close()
+		got = got[:0]
+		for rows.Next() {
+			var name string
+			var id int
+			_ = rows.Scan(&name, &id)
+			got = append(got, fmt.Sprintf("%s=%d", name, id))
+		}
+		sort.Strings(got)
+		return fmt.Sprint(got) == fmt.Sprint(exp)
+	})
 }
