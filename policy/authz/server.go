@@ -54,6 +54,7 @@ type Server struct {
 	policy  atomic.Pointer[Policy]
 	ring    *Ring
 	metrics *metrics
+	claims  *claimsValues
 }
 
 // New returns a Server with no policy: until SetPolicy, every request is denied.
@@ -71,6 +72,7 @@ func New(opts Options) *Server {
 		log:     opts.Log.Named("authz"),
 		opts:    opts,
 		ring:    NewRing(opts.RingSize),
+		claims:  newClaimsValues(10000),
 		metrics: newMetrics(opts.Registry),
 	}
 }
@@ -133,6 +135,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision
 		return deny(http.StatusBadRequest, err.Error()), e, "bad_input"
 	}
 	e.CanonicalPath, _ = input["canonical_path"].(string)
+	input["version"] = versionValue // the same document, converted once
 	if s.opts.Tokens != nil {
 		_, query := SplitPath(h.GetPath())
 		q, _ := url.ParseQuery(query) // already validated by BuildInput
@@ -144,7 +147,11 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision
 			return d, e, "unauthenticated"
 		}
 		if claims != nil {
-			input["jwt"] = claims
+			cv, err := s.claims.value(claims)
+			if err != nil {
+				return deny(http.StatusUnauthorized, "token claims: "+err.Error()), e, "unauthenticated"
+			}
+			input["jwt"] = cv
 			e.Subject, _ = claims["sub"].(string)
 		}
 	}
