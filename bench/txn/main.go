@@ -419,13 +419,13 @@ func run(cfg config) error {
 		return nil
 	}
 
-	cpu0, pg0, redis0 := selfCPU(), processCPU("postgres"), processCPU("redis-server")
+	cpu0, db0 := selfCPU(), processCPU(dbProcess(kind))
 	var coord0 time.Duration
 	if cfg.split {
 		coord0 = remoteCPU(api)
 	}
 	lat, failures, elapsed, firstErr := load(clients, duration, one)
-	cpu, pg, rd := selfCPU()-cpu0, processCPU("postgres")-pg0, processCPU("redis-server")-redis0
+	cpu, db := selfCPU()-cpu0, processCPU(dbProcess(kind))-db0
 	var coord time.Duration
 	if cfg.split {
 		coord = remoteCPU(api) - coord0
@@ -435,10 +435,6 @@ func run(cfg config) error {
 		pct(lat, 0.50).Round(10*time.Microsecond), pct(lat, 0.99).Round(10*time.Microsecond), confirms.Load())
 	if n := len(lat); n > 0 {
 		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
-		db := pg
-		if kind == "redis" {
-			db = rd
-		}
 		// CPU per transaction of each part; the database's figure counts every
 		// process of that name on the machine (other users of it included).
 		if cfg.split {
