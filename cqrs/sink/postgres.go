@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rosenmesh/rosen/cqrs/rules"
@@ -271,9 +272,9 @@ func (t *pgTx) Upsert(ctx context.Context, table string, pk, cols []string, rows
 // that read them back; ok is false when a column cannot travel as text
 // (arrays, composites). A column the table lacks is cast to text, so the
 // INSERT fails with the server's "column does not exist".
-func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([][]*string, []string, bool) {
+func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([]pgtype.FlatArray[pgtype.Text], []string, bool) {
 	casts := make([]string, len(cols))
-	arrays := make([][]*string, len(cols))
+	arrays := make([]pgtype.FlatArray[pgtype.Text], len(cols))
 	for i, c := range cols {
 		ct, known := types[c]
 		if known && !ct.text {
@@ -284,13 +285,12 @@ func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]
 			typ = ct.typ
 		}
 		casts[i] = fmt.Sprintf("u.c%d::%s", i+1, typ)
-		arr := make([]*string, len(rows))
+		arr := make(pgtype.FlatArray[pgtype.Text], len(rows))
 		for j, r := range rows {
-			s, ok := pgText(r[c], ct.json)
-			if !ok {
+			var ok bool
+			if arr[j], ok = pgText(r[c], ct.json); !ok {
 				return nil, nil, false
 			}
-			arr[j] = s
 		}
 		arrays[i] = arr
 	}
@@ -300,34 +300,32 @@ func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]
 // pgText is a value's text form as its column's input function reads it:
 // numbers keep their literal digits, JSON columns get JSON text, nested
 // objects in other columns their JSON text (as json_populate_recordset does).
-func pgText(v any, asJSON bool) (*string, bool) {
+func pgText(v any, asJSON bool) (pgtype.Text, bool) {
 	if v == nil {
-		return nil, true
+		return pgtype.Text{}, true // NULL
 	}
 	if !asJSON {
 		switch x := v.(type) {
 		case string:
-			return &x, true
+			return pgtype.Text{String: x, Valid: true}, true
 		case json.Number:
-			s := x.String()
-			return &s, true
+			return pgtype.Text{String: x.String(), Valid: true}, true
 		case bool:
-			s := "false"
 			if x {
-				s = "true"
+				return pgtype.Text{String: "true", Valid: true}, true
 			}
-			return &s, true
+			return pgtype.Text{String: "false", Valid: true}, true
 		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, false
+		return pgtype.Text{}, false
 	}
 	s := string(b)
 	if !asJSON && len(b) > 0 && b[0] == '"' {
 		_ = json.Unmarshal(b, &s) // a time or other text-marshalled value: its text
 	}
-	return &s, true
+	return pgtype.Text{String: s, Valid: true}, true
 }
 
 func pgQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

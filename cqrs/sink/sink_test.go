@@ -389,3 +389,30 @@ func TestConcurrentLanesDoNotConflict(t *testing.T) {
 		})
 	}
 }
+
+// PostgreSQL rows travel as text arrays cast to the column types: a JSON
+// column gets the value's JSON (a string stays a JSON string, decimals keep
+// their digits), a text column gets a nested object's JSON text.
+func TestPostgresJSONAndNestedValues(t *testing.T) {
+	st := stores(t)[rules.DBPostgres]
+	table := testenv.UniqueName("cqrs_json")
+	rs := loadRules(t, table, `{"rules":[{"event":"docSaved","table":"TABLE","createTable":true,"mapping":[
+	  {"source":"id","target":"id","primary":true,"type":"bigint"},{"source":"doc","target":"doc","type":"json"},
+	  {"source":"tags","target":"tags","type":"text"}]}]}`)
+	if err := st.Prepare(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropTable(st, table) })
+	h := &harness{t: t, rules: rs, sink: &Sink{Name: "pg", Store: st}, table: table}
+	ops := []Op{
+		h.op(`{"type":"docSaved","payload":{"id":1,"doc":{"a":[1,2.50,"x"]},"tags":{"x":1}}}`),
+		h.op(`{"type":"docSaved","payload":{"id":2,"doc":"plain","tags":["a","b"]}}`),
+	}
+	if _, fails, err := h.sink.Apply(context.Background(), ops); err != nil || len(fails) > 0 {
+		t.Fatalf("apply: %v %v", fails, err)
+	}
+	got := h.rows(st, `SELECT id, doc->'a'->>1, jsonb_typeof(doc), tags FROM TABLE ORDER BY id`)
+	if want := `1:2.50:object:{"x":1}|2:NULL:string:["a","b"]`; got != want {
+		t.Fatalf("rows = %s, want %s", got, want)
+	}
+}
