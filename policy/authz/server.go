@@ -91,6 +91,7 @@ func (s *Server) Decisions() []Entry { return s.ring.Entries() }
 
 // Check decides one request. It never returns an error.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	growStack()
 	start := time.Now()
 	d, e, result := s.decide(ctx, req)
 	e.Latency = time.Since(start)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -30,6 +31,16 @@ func twentyRules() string {
 // an in-process OIDC issuer) on 127.0.0.1, prints "addr token" on stdout for
 // the load process, and serves until stdin closes.
 func serve() error {
+	if f := os.Getenv("AUTHZLOAD_CPUPROFILE"); f != "" { // profile of the server side of a run
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = out.Close() }()
+	}
 	is, err := testissuer.Start()
 	if err != nil {
 		return err
