@@ -24,7 +24,7 @@ var (
 
 // Event is the envelope every source delivers. Seq is set by the event store
 // (the JetStream stream sequence or the Kafka offset) and is what per-key
-// watermarks compare; it is not part of the published JSON.
+// lane offsets compare; it is not part of the published JSON.
 type Event struct {
 	ID      string         `json:"id,omitempty"`
 	Type    string         `json:"type"`

@@ -216,7 +216,7 @@ func unionStrings(a, b []string) []string {
 }
 
 // checkViews makes sure that the rules feeding one view of one database
-// agree on its table and primary key (they share its watermarks).
+// agree on its table and primary key (they share its offsets).
 func checkViews(rs []*Rule) error {
 	first := map[string]*Rule{}
 	for _, r := range rs {

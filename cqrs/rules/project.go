@@ -14,7 +14,7 @@ var ErrNoKey = errors.New("rules: primary key missing in event")
 
 // Row is one event projected by one rule.
 type Row struct {
-	Key    string         // the primary key's values joined: the watermark and ordering key
+	Key    string         // the primary key's values joined: the fold and ordering key
 	Values map[string]any // target column → value, only the columns the event sets
 	Delete bool           // delete the row
 	Full   bool           // insert/upsert: columns not in Values become NULL

@@ -308,7 +308,7 @@ func TestBadRowsAreIsolated(t *testing.T) {
 			if got := h.rows(st, "SELECT id FROM TABLE ORDER BY id"); got != "1|2|4" {
 				t.Fatalf("rows = %s", got)
 			}
-			// Redelivery does not reject them again: their watermark was recorded.
+			// Redelivery does not reject them again: their offset was recorded.
 			res, fails, err = h.sink.Apply(context.Background(), ops)
 			if err != nil || len(fails) != 0 || res.Skipped != 5 {
 				t.Fatalf("redelivery: %+v %v %v", res, fails, err)

@@ -66,7 +66,7 @@ func (d snapDB) prepare(ctx context.Context, view, table string) error {
 	return nil
 }
 
-// copyView runs inside one transaction: rows and watermarks from one moment.
+// copyView runs inside one transaction: rows and offsets from one moment.
 func (d snapDB) copyView(ctx context.Context, view, table string, seq uint64, restore bool) error {
 	quote := pgQuote
 	if d.dialect == rules.DBMySQL {
@@ -106,7 +106,7 @@ func (d snapDB) copyView(ctx context.Context, view, table string, seq uint64, re
 	return nil
 }
 
-// SnapshotView copies a view's rows and watermarks in one repeatable-read
+// SnapshotView copies a view's rows and offsets in one repeatable-read
 // transaction; every event up to seq (the event store's acknowledged floor,
 // read before the copy) is in it.
 func SnapshotView(ctx context.Context, st Store, view, table string, seq uint64) error {
@@ -121,7 +121,7 @@ func SnapshotView(ctx context.Context, st Store, view, table string, seq uint64)
 }
 
 // RestoreView puts a snapshot back and returns its sequence: replaying the
-// event store after it brings the view up to date (watermarks skip the rest).
+// event store after it brings the view up to date (offsets skip the rest).
 func RestoreView(ctx context.Context, st Store, view, table string) (uint64, error) {
 	plain, run, err := snapAdapters(st)
 	if err != nil {

@@ -39,7 +39,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Permanent reports whether err is the row's fault (it would fail again).
 	Permanent(err error) bool
-	// Prepare creates the watermark table, and the rules' tables that ask for it.
+	// Prepare creates the offset table, and the rules' tables that ask for it.
 	Prepare(ctx context.Context, rs []*rules.Rule) error
 	// ResetView deletes a view's offsets and, when truncate is set, its rows.
 	ResetView(ctx context.Context, view, table string, truncate bool) error
