@@ -57,7 +57,8 @@ type Service struct {
 	sinks     map[string]*sink.Sink
 	exporters map[string]exporter.Exporter
 	engine    *engine.Engine
-	// gate pauses the live consumers while a replay rebuilds a view.
+	// gate pauses the live consumers while a replay rebuilds a view in place
+	// (SQLite; PostgreSQL and MySQL rebuild in a shadow table instead).
 	gate sync.RWMutex
 }
 
