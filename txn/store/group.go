@@ -45,10 +45,13 @@ type grouper struct {
 	// during the commit) it may have committed: every writer gets the error,
 	// as a write of its own would have.
 	undone func(error) bool
+	// refused reports whether a write run alone failed because the database
+	// refused its statement (the database itself works).
+	refused func(error) bool
 }
 
-func newGrouper(workers, maxBatch int, exec func(ctx context.Context, ops []*groupOp) error, undone func(error) bool) *grouper {
-	g := &grouper{ops: make(chan *groupOp), stop: make(chan struct{}), max: maxBatch, exec: exec, undone: undone}
+func newGrouper(workers, maxBatch int, exec func(ctx context.Context, ops []*groupOp) error, undone, refused func(error) bool) *grouper {
+	g := &grouper{ops: make(chan *groupOp), stop: make(chan struct{}), max: maxBatch, exec: exec, undone: undone, refused: refused}
 	for range workers {
 		g.wg.Go(g.work)
 	}
@@ -100,12 +103,23 @@ func (g *grouper) run(batch []*groupOp) {
 	err := g.exec(ctx, batch)
 	if err != nil && len(batch) > 1 && g.undone(err) {
 		// The whole batch rolled back: run each write alone, so that only the
-		// write at fault fails (and a deadlock victim simply runs again).
+		// write at fault fails (and a deadlock victim simply runs again). Once
+		// the database itself fails (not one write's statement), the rest get
+		// that error at once instead of waiting for it one by one.
+		var down error
 		for _, op := range batch {
 			op.err, op.result = nil, nil
+			if down != nil {
+				op.err = down
+				close(op.done)
+				continue
+			}
 			one, cancel := context.WithTimeout(context.Background(), groupTimeout)
 			if err := g.exec(one, []*groupOp{op}); err != nil {
 				op.err = err
+				if !g.refused(err) {
+					down = err
+				}
 			}
 			cancel()
 			close(op.done)

@@ -61,7 +61,10 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*pgStore, erro
 	if workers <= 0 {
 		workers = 2 // measured: 2 gives batches of ≈9 writes at 32 callers and the least CPU per transaction
 	}
-	s.g = newGrouper(workers, 256, s.execBatch, pgUndone)
+	s.g = newGrouper(workers, 256, s.execBatch, pgUndone, func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe)
+	})
 	return s, nil
 }
 

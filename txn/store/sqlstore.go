@@ -42,7 +42,9 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect, prefix string) (*sq
 	}
 	// One connection: one writer. A failed SQLite transaction (this process's
 	// own file) is rolled back, so its writes may always run again alone.
-	s.g = newGrouper(1, 256, s.execBatch, func(error) bool { return true })
+	// A write's own failure is its answer (op.err), never execBatch's error:
+	// an error from execBatch is the database failing.
+	s.g = newGrouper(1, 256, s.execBatch, func(error) bool { return true }, func(error) bool { return false })
 	return s, nil
 }
 
