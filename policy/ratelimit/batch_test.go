@@ -122,3 +122,70 @@ func TestRedisCallerCancel(t *testing.T) {
 		t.Fatalf("next caller: %v %v %v, want count 2 (the queued request went out with it)", counts, over, err)
 	}
 }
+
+// TestConcurrentSingleExact: the INCRBY fast path (one counter, one hit)
+// under 400 concurrent requests lets exactly the limit through, and the
+// counter ends at the limit (every rejected increment taken back).
+func TestConcurrentSingleExact(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { _ = client.Close() })
+	r := NewRedisWith(client, RedisOptions{MaxInFlight: 2, MaxBatch: 64})
+	key := "{" + testenv.UniqueName("rls") + "}|k"
+	const n, limit = 400, 100
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			counts, over, err := r.Apply(context.Background(), time.Now(), []Hit{{Key: key, Hits: 1, Limit: limit, Enforce: true, TTL: time.Minute}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !over {
+				passed.Add(1)
+			} else if counts[0] < limit {
+				t.Errorf("rejected at count %d < %d", counts[0], limit)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if passed.Load() != limit {
+		t.Fatalf("%d passed, want %d", passed.Load(), limit)
+	}
+	if got, _ := client.Get(context.Background(), key).Int(); got != limit {
+		t.Fatalf("counter %d after the run, want %d", got, limit)
+	}
+	if ttl := client.TTL(context.Background(), key).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("ttl %v", ttl)
+	}
+}
+
+// A hit of 5 that goes over is taken back whole (script path), so a later
+// hit of 1 still fits.
+func TestRedisBigHitTakenBack(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { _ = client.Close() })
+	r := NewRedis(client)
+	key := "{" + testenv.UniqueName("rlh") + "}|k"
+	apply := func(hits uint64) (uint64, bool) {
+		counts, over, err := r.Apply(context.Background(), time.Now(), []Hit{{Key: key, Hits: hits, Limit: 10, Enforce: true, TTL: time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counts[0], over
+	}
+	if c, over := apply(8); over || c != 8 {
+		t.Fatalf("8: %d %v", c, over)
+	}
+	if c, over := apply(5); !over || c != 8 {
+		t.Fatalf("5 more: %d %v, want over at 8", c, over)
+	}
+	if c, over := apply(1); over || c != 9 {
+		t.Fatalf("1 more: %d %v, want 9", c, over)
+	}
+}

@@ -73,9 +73,10 @@ type RedisOptions struct {
 }
 
 // Redis keeps counters in a Redis server, shared by every Rosen replica.
-// Concurrent requests are decided together, in one script call per batch
-// (one round trip, one write), each request still atomic. On Redis Cluster
-// every key must hash to one slot: the key prefix must carry a {hash tag}.
+// Concurrent requests are decided together, one round trip per batch (see
+// run), each request still exact. A request's keys are evaluated in one
+// script when it has several, so on Redis Cluster they must hash to one
+// slot: the key prefix must carry a {hash tag}.
 type Redis struct {
 	client redis.UniversalClient
 	opts   RedisOptions
@@ -164,8 +165,93 @@ func (r *Redis) flush(batch []*redisCall) {
 	go r.flush(next)
 }
 
-// run decides a batch in one script call and wakes its callers.
+// run decides a batch and wakes its callers: the requests with one counter
+// and one hit (almost all of them: Envoy sends hits_addend 1) as INCRBY +
+// EXPIRE in one pipeline, the others in one script call.
+//
+// INCRBY by 1 needs no script to stay exact: a request only takes its
+// increment back when the counter was already at its limit, so the brief
+// excess can only be seen by requests that are over the limit anyway. A
+// request with several counters (one must not consume the others when it is
+// rejected) or more than one hit (its excess could reject a smaller request)
+// goes through applyScript, atomic on the server.
 func (r *Redis) run(batch []*redisCall) {
+	var singles, multis []*redisCall
+	for _, c := range batch {
+		if len(c.hits) == 1 && c.hits[0].Hits == 1 {
+			singles = append(singles, c)
+		} else {
+			multis = append(multis, c)
+		}
+	}
+	if len(singles) > 0 {
+		fail(singles, r.runSingles(singles))
+	}
+	if len(multis) > 0 {
+		fail(multis, r.runScript(multis))
+	}
+	for _, c := range batch {
+		c.done <- struct{}{}
+	}
+}
+
+func fail(calls []*redisCall, err error) {
+	if err == nil {
+		return
+	}
+	for _, c := range calls {
+		c.err = fmt.Errorf("%w: redis: %w", ErrCounter, err)
+	}
+}
+
+func ttlOf(h Hit) time.Duration {
+	ttl := h.TTL.Truncate(time.Second)
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	return ttl
+}
+
+// runSingles decides one-hit, one-counter requests with one pipeline of
+// INCRBY and EXPIRE (the TTL is the rest of the window, so setting it again
+// changes nothing), and a second one taking back the increments of the
+// requests that went over.
+func (r *Redis) runSingles(calls []*redisCall) error {
+	// The batch serves many callers: no one caller's deadline bounds it (the
+	// client's own timeouts do).
+	ctx := context.Background()
+	pipe := r.client.Pipeline()
+	incr := make([]*redis.IntCmd, len(calls))
+	for i, c := range calls {
+		h := c.hits[0]
+		incr[i] = pipe.IncrBy(ctx, h.Key, int64(h.Hits))
+		pipe.Expire(ctx, h.Key, ttlOf(h))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	var back redis.Pipeliner
+	for i, c := range calls {
+		h, v := c.hits[0], uint64(incr[i].Val())
+		c.counts[0] = v
+		if h.Enforce && v > h.Limit {
+			c.over, c.counts[0] = true, v-h.Hits
+			if back == nil {
+				back = r.client.Pipeline()
+			}
+			back.DecrBy(ctx, h.Key, int64(h.Hits))
+		}
+	}
+	if back != nil {
+		// The answers stand if this fails: the counters were at their
+		// limits, so the excess rejects nothing that would have passed.
+		_, _ = back.Exec(ctx)
+	}
+	return nil
+}
+
+// runScript decides requests in one applyScript call.
+func (r *Redis) runScript(batch []*redisCall) error {
 	nkeys := 0
 	for _, c := range batch {
 		nkeys += len(c.hits)
@@ -181,30 +267,23 @@ func (r *Redis) run(batch []*redisCall) {
 			if h.Enforce {
 				enforce = "1"
 			}
-			ttl := int64(h.TTL / time.Second)
-			if ttl < 1 {
-				ttl = 1
-			}
-			args = append(args, strconv.FormatUint(h.Hits, 10), strconv.FormatUint(h.Limit, 10), enforce, ttl)
+			args = append(args, strconv.FormatUint(h.Hits, 10), strconv.FormatUint(h.Limit, 10), enforce, int64(ttlOf(h)/time.Second))
 		}
 	}
-	// The batch serves many callers: no one caller's deadline bounds it (the
-	// client's own timeouts do).
 	res, err := applyScript.Run(context.Background(), r.client, keys, args...).Int64Slice()
-	if err == nil && len(res) != len(batch)+nkeys {
-		err = fmt.Errorf("script returned %d values for %d requests with %d keys", len(res), len(batch), nkeys)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(batch)+nkeys {
+		return fmt.Errorf("script returned %d values for %d requests with %d keys", len(res), len(batch), nkeys)
 	}
 	i := 0
 	for _, c := range batch {
-		if err != nil {
-			c.err = fmt.Errorf("%w: redis: %w", ErrCounter, err)
-		} else {
-			c.over = res[i] == 1
-			for j := range c.hits {
-				c.counts[j] = uint64(res[i+1+j])
-			}
-			i += 1 + len(c.hits)
+		c.over = res[i] == 1
+		for j := range c.hits {
+			c.counts[j] = uint64(res[i+1+j])
 		}
-		c.done <- struct{}{}
+		i += 1 + len(c.hits)
 	}
+	return nil
 }
