@@ -19,6 +19,7 @@ const groupTimeout = 15 * time.Second
 
 // groupOp is one caller's write, waiting for its batch.
 type groupOp struct {
+	ctx    context.Context                      // the caller's: a write whose caller gave up before its batch started is not run
 	key    string                               // the transaction id, the order of writes in a batch
 	pg     *pgOp                                // PostgreSQL: statements to queue
 	fn     func(context.Context, *sql.Tx) error // SQLite: statements to run; an error is this write's answer
@@ -60,7 +61,10 @@ func newGrouper(workers, maxBatch int, exec func(ctx context.Context, ops []*gro
 
 // do runs op in the next batch and returns once that batch committed (or failed).
 func (g *grouper) do(ctx context.Context, op *groupOp) error {
-	op.done = make(chan struct{})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op.ctx, op.done = ctx, make(chan struct{})
 	select {
 	case g.ops <- op:
 	case <-ctx.Done():
@@ -94,7 +98,19 @@ func (g *grouper) work() {
 	}
 }
 
-func (g *grouper) run(batch []*groupOp) {
+func (g *grouper) run(all []*groupOp) {
+	batch := all[:0]
+	for _, op := range all {
+		if err := op.ctx.Err(); err != nil {
+			op.err = err // its caller gave up while it waited: not run, as a canceled call of its own would not be
+			close(op.done)
+			continue
+		}
+		batch = append(batch, op)
+	}
+	if len(batch) == 0 {
+		return
+	}
 	// Row locks are taken in transaction-id order in every batch, so two
 	// batches cannot deadlock each other on the same rows.
 	slices.SortStableFunc(batch, func(a, b *groupOp) int { return strings.Compare(a.key, b.key) })

@@ -72,3 +72,19 @@ func TestGrouperClosed(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+// A write whose caller has given up is not run.
+func TestGrouperSkipsCanceledWrites(t *testing.T) {
+	var ran atomic.Int32
+	g := newGrouper(1, 8, func(_ context.Context, ops []*groupOp) error { ran.Add(int32(len(ops))); return nil },
+		func(error) bool { return false }, func(error) bool { return false })
+	defer g.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.do(ctx, &groupOp{key: "x"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled write: %v", err)
+	}
+	if err := g.do(context.Background(), &groupOp{key: "y"}); err != nil || ran.Load() != 1 {
+		t.Fatalf("live write: %v, %d run", err, ran.Load())
+	}
+}
