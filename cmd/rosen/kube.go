@@ -29,6 +29,7 @@ type kubeFlags struct {
 	grace          time.Duration
 	probe          time.Duration
 	debounce       time.Duration
+	epDebounce     time.Duration
 	selector       string
 	remoteSecrets  string
 	status         bool
@@ -51,6 +52,7 @@ func (f *kubeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.grace, "kube-grace", kube.DefaultGrace, "how long an unreachable cluster keeps its endpoints [ROSEN_KUBE_GRACE]")
 	fs.DurationVar(&f.probe, "kube-probe", kube.DefaultProbe, "how often each API server's /readyz is checked [ROSEN_KUBE_PROBE]")
 	fs.DurationVar(&f.debounce, "kube-debounce", kube.DefaultDebounce, "quiet time after a cluster change before it is applied (at most 10x later under constant change) [ROSEN_KUBE_DEBOUNCE]")
+	fs.DurationVar(&f.epDebounce, "kube-endpoint-debounce", kube.DefaultEndpointDebounce, "quiet time after EndpointSlice and Pod changes alone (the endpoint path; at most --kube-debounce) [ROSEN_KUBE_ENDPOINT_DEBOUNCE]")
 	fs.StringVar(&f.selector, "kube-discovery-selector", "", "label selector of the namespaces to read (Istio's discoverySelectors); empty: all [ROSEN_KUBE_DISCOVERY_SELECTOR]")
 	fs.StringVar(&f.remoteSecrets, "kube-remote-secrets", "", "namespace of the primary cluster whose Secrets labelled istio/multiCluster=true hold kubeconfigs of more clusters (Istio's remote secrets); empty: none [ROSEN_KUBE_REMOTE_SECRETS]")
 	fs.BoolVar(&f.status, "kube-status", true, "write status back to the Istio and Rosen objects Rosen leaves out (one replica, holding a Lease) [ROSEN_KUBE_STATUS]")
@@ -96,7 +98,7 @@ func (f *kubeFlags) newKubeWiring(log *zap.Logger, reg prometheus.Registerer) (*
 	}
 	src, err := kube.New(kube.Options{
 		Clusters: clusters, ConfigFrom: f.configFrom, Grace: f.grace, Probe: f.probe,
-		Debounce: f.debounce, MaxDelay: 10 * f.debounce, NamespaceSelector: sel, RemoteSecretNamespace: f.remoteSecrets,
+		Debounce: f.debounce, MaxDelay: 10 * f.debounce, EndpointDebounce: f.epDebounce, NamespaceSelector: sel, RemoteSecretNamespace: f.remoteSecrets,
 		Log: log, Registry: reg,
 	})
 	if err != nil {

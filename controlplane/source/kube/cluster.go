@@ -98,6 +98,8 @@ type cluster struct {
 	kinds  []kind
 	opts   *Options
 	notify func()
+	// notifyEndpoints is notify for an EndpointSlice or Pod change (a shorter debounce).
+	notifyEndpoints func()
 	// readConfig: Istio and Rosen config is read from this cluster.
 	readConfig bool
 
@@ -114,7 +116,7 @@ type cluster struct {
 	conv map[any]converted // objects.go; owned by the source's emit goroutine
 }
 
-func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()) (*cluster, error) {
+func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify, notifyEndpoints func()) (*cluster, error) {
 	cl, err := newClients(cfg.REST)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.ID, err)
@@ -128,7 +130,7 @@ func newCluster(cfg ClusterConfig, readConfig bool, opts *Options, notify func()
 	}
 	opts.metrics.state.WithLabelValues(cfg.ID, string(StateConnecting)).Set(1)
 	return &cluster{
-		ref: clusterRef{id: cfg.ID}, origin: cfg.Origin, cl: cl, kinds: kinds, opts: opts, notify: notify, readConfig: readConfig,
+		ref: clusterRef{id: cfg.ID}, origin: cfg.Origin, cl: cl, kinds: kinds, opts: opts, notify: notify, notifyEndpoints: notifyEndpoints, readConfig: readConfig,
 		log:   opts.Log.Named("cluster").With(zap.String("cluster", cfg.ID)),
 		state: StateConnecting, since: time.Now(), kindErr: map[string]error{},
 	}, nil
@@ -277,6 +279,10 @@ func (c *cluster) changed(k kind) {
 	delete(c.kindErr, k.Kind)
 	c.mu.Unlock()
 	c.opts.metrics.events.WithLabelValues(c.ref.id, k.Kind).Inc()
+	if k.role == roleEndpoints {
+		c.notifyEndpoints()
+		return
+	}
 	c.notify()
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,11 +33,16 @@ const (
 
 // Defaults.
 const (
-	DefaultGrace       = 30 * time.Second
-	DefaultProbe       = 2 * time.Second
-	DefaultDebounce    = 100 * time.Millisecond // Istio's PILOT_DEBOUNCE_AFTER
-	DefaultMaxDelay    = time.Second
-	DefaultInitialSync = 15 * time.Second
+	DefaultGrace    = 30 * time.Second
+	DefaultProbe    = 2 * time.Second
+	DefaultDebounce = 100 * time.Millisecond // Istio's PILOT_DEBOUNCE_AFTER
+	// DefaultEndpointDebounce is the quiet time of a burst of only
+	// EndpointSlice and Pod changes: the endpoint path is cheap (the runner
+	// rebuilds only the affected services' endpoints), so it waits just long
+	// enough to coalesce a rollout's slice updates.
+	DefaultEndpointDebounce = 10 * time.Millisecond
+	DefaultMaxDelay         = time.Second
+	DefaultInitialSync      = 15 * time.Second
 )
 
 // Options configure the source.
@@ -51,6 +57,10 @@ type Options struct {
 	// Debounce is the quiet time after a change before the set is rebuilt,
 	// MaxDelay the longest a constant stream of changes may delay it.
 	Debounce, MaxDelay time.Duration
+	// EndpointDebounce is the quiet time while every change since the last
+	// set is an EndpointSlice or Pod (at most Debounce); one other change in
+	// the burst makes it Debounce.
+	EndpointDebounce time.Duration
 	// InitialSync is how long the first set waits for every cluster; clusters
 	// not synced by then join when they are.
 	InitialSync time.Duration
@@ -72,6 +82,9 @@ type Source struct {
 	opts Options
 	log  *zap.Logger
 	wake chan struct{}
+	// configDirty: a change since the last set was not an EndpointSlice or
+	// Pod (or was a cluster's state), so the full Debounce applies.
+	configDirty atomic.Bool
 
 	cmu      sync.Mutex
 	clusters []*cluster                // the --kubeconfig clusters, then remote ones
@@ -106,6 +119,7 @@ func New(opts Options) (*Source, error) {
 	opts.Probe = orDefault(opts.Probe, DefaultProbe)
 	opts.Debounce = orDefault(opts.Debounce, DefaultDebounce)
 	opts.MaxDelay = max(orDefault(opts.MaxDelay, DefaultMaxDelay), opts.Debounce)
+	opts.EndpointDebounce = min(orDefault(opts.EndpointDebounce, DefaultEndpointDebounce), opts.Debounce)
 	opts.InitialSync = orDefault(opts.InitialSync, DefaultInitialSync)
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
@@ -116,7 +130,7 @@ func New(opts Options) (*Source, error) {
 	s := &Source{opts: opts, log: opts.Log, wake: make(chan struct{}, 1), counts: map[string]map[string]int{}, remote: map[string]*remoteCluster{}}
 	for i, cfg := range opts.Clusters {
 		readConfig := i == 0 || opts.ConfigFrom == ConfigFromAll
-		c, err := newCluster(cfg, readConfig, &s.opts, s.poke)
+		c, err := newCluster(cfg, readConfig, &s.opts, s.poke, s.pokeEndpoints)
 		if err != nil {
 			return nil, err
 		}
@@ -132,8 +146,14 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// poke asks for a rebuild (never blocks).
+// poke asks for a rebuild after a change of config or cluster state (never blocks).
 func (s *Source) poke() {
+	s.configDirty.Store(true)
+	s.pokeEndpoints()
+}
+
+// pokeEndpoints asks for a rebuild after an EndpointSlice or Pod change.
+func (s *Source) pokeEndpoints() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -157,6 +177,7 @@ func (s *Source) Run(ctx context.Context, onChange func(*config.Set, error)) err
 	if !s.awaitInitial(ctx) {
 		return nil
 	}
+	s.configDirty.Store(false)
 	s.emit(onChange)
 	var timer *time.Timer
 	var fire <-chan time.Time
@@ -173,7 +194,11 @@ func (s *Source) Run(ctx context.Context, onChange func(*config.Set, error)) err
 			if fire == nil {
 				first = now
 			}
-			wait := min(s.opts.Debounce, max(s.opts.MaxDelay-now.Sub(first), 0))
+			quiet := s.opts.EndpointDebounce
+			if s.configDirty.Load() {
+				quiet = s.opts.Debounce
+			}
+			wait := min(quiet, max(s.opts.MaxDelay-now.Sub(first), 0))
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			} else {
@@ -183,6 +208,7 @@ func (s *Source) Run(ctx context.Context, onChange func(*config.Set, error)) err
 			fire = timer.C
 		case <-fire:
 			fire = nil
+			s.configDirty.Store(false)
 			s.emit(onChange)
 		}
 	}

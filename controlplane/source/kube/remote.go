@@ -98,7 +98,7 @@ func (s *Source) syncRemote(ctx context.Context, wg *sync.WaitGroup, store cache
 			s.log.Error("remote secret holds no usable kubeconfig", zap.String("cluster", id), zap.String("origin", w.origin), zap.Error(err))
 			continue
 		}
-		c, err := newCluster(ClusterConfig{ID: id, Origin: w.origin, REST: tune(rc)}, s.opts.ConfigFrom == ConfigFromAll, &s.opts, s.poke)
+		c, err := newCluster(ClusterConfig{ID: id, Origin: w.origin, REST: tune(rc)}, s.opts.ConfigFrom == ConfigFromAll, &s.opts, s.poke, s.pokeEndpoints)
 		if err != nil {
 			s.log.Error("remote cluster", zap.String("cluster", id), zap.Error(err))
 			continue
