@@ -130,10 +130,16 @@ func TestModuleKindsReachTheirModuleAndRefusalsGetStatusAndEvents(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(wdone) }()
-	t.Cleanup(func() { cancel(); <-wdone })
+	runWriter := func(w *StatusWriter) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = w.Run(ctx); close(done) }()
+		var once sync.Once
+		stop = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
+		return stop
+	}
+	stopFirst := runWriter(w)
 	runSource(t, src)
 
 	waitFor(t, func() error {
@@ -175,14 +181,18 @@ func TestModuleKindsReachTheirModuleAndRefusalsGetStatusAndEvents(t *testing.T) 
 		t.Errorf("the accepted rule got a status %q (only left-out objects are marked)", st)
 	}
 	core := corev1client.NewForConfigOrDie(cfg)
-	events := func(reason string) []corev1.Event {
+	events := func(reason string, name ...string) []corev1.Event {
 		list, err := core.Events("test").List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		obj := "broken"
+		if len(name) > 0 {
+			obj = name[0]
+		}
 		var out []corev1.Event
 		for _, e := range list.Items {
-			if e.InvolvedObject.Kind == KindCQRSRule && e.InvolvedObject.Name == "broken" && e.Reason == reason {
+			if e.InvolvedObject.Kind == KindCQRSRule && e.InvolvedObject.Name == obj && e.Reason == reason {
 				out = append(out, e)
 			}
 		}
@@ -208,8 +218,34 @@ func TestModuleKindsReachTheirModuleAndRefusalsGetStatusAndEvents(t *testing.T) 
 		t.Errorf("the rejection was reported again: %+v", evs)
 	}
 
-	// The fix: the object is handed over again, accepted, marked True, and a Normal Event says so.
+	// Another refused object; then the status writer stops, and "broken"
+	// is fixed while no replica holds the Lease.
+	kubeenv.MustApply(t, cfg, cqrsRule("broken-2", "refuse_me"))
+	waitFor(t, func() error {
+		if st, _ := condition("broken-2"); st != "False" || len(events(EventRejected, "broken-2")) != 1 {
+			return fmt.Errorf("broken-2: %q, %d events", st, len(events(EventRejected, "broken-2")))
+		}
+		return nil
+	})
+	stopFirst()
 	kubeenv.MustApply(t, cfg, cqrsRule("broken", "fixed"))
+	waitFor(t, func() error {
+		for _, fe := range src.Rejected() {
+			if fe.Source.Name == "broken" {
+				return fmt.Errorf("still rejected: %v", fe)
+			}
+		}
+		return nil
+	})
+
+	// The next Lease holder adopts the marks on the objects: it marks the
+	// fixed object True with a Normal Event, and neither rewrites nor
+	// re-announces the one still refused.
+	w2, err := src.NewStatusWriter("test", "rosen-status", "test-1", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWriter(w2)
 	waitFor(t, func() error {
 		if st, _ := condition("broken"); st != "True" {
 			return fmt.Errorf("broken after the fix: %q", st)
@@ -219,8 +255,12 @@ func TestModuleKindsReachTheirModuleAndRefusalsGetStatusAndEvents(t *testing.T) 
 		}
 		return nil
 	})
-	if len(src.Rejected()) != 0 {
-		t.Errorf("still rejected: %v", src.Rejected())
+	time.Sleep(6 * time.Second) // past a periodic sync of the new holder
+	if evs := events(EventRejected, "broken-2"); len(evs) != 1 || evs[0].Count > 1 {
+		t.Errorf("the new Lease holder announced broken-2's rejection again: %+v", evs)
+	}
+	if st, _ := condition("broken-2"); st != "False" {
+		t.Errorf("broken-2: %q", st)
 	}
 
 	kubeenv.MustApply(t, cfg, `apiVersion: rosen.dev/v1alpha1

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/rosenmesh/rosen/controlplane/model"
@@ -42,6 +42,7 @@ type StatusWriter struct {
 	mu      sync.Mutex
 	built   []*model.FieldError // last report from the runner
 	written map[objRef]string   // what this replica wrote (message, "" for accepted)
+	adopt   bool                // the Lease was just acquired: read earlier holders' marks first
 	events  *eventRecorders     // events.go
 }
 
@@ -81,11 +82,13 @@ func (w *StatusWriter) poke() {
 // Run holds the Lease and writes status while it does, until ctx ends.
 func (w *StatusWriter) Run(ctx context.Context) error {
 	go w.lease.run(ctx, func(held bool) {
-		if !held {
-			w.mu.Lock()
-			w.written = map[objRef]string{} // the next holder starts over
-			w.mu.Unlock()
+		w.mu.Lock()
+		if held {
+			w.adopt = true
+		} else {
+			w.written = map[objRef]string{} // the next holder reads the marks afresh
 		}
+		w.mu.Unlock()
 		w.poke()
 	})
 	t := time.NewTicker(5 * time.Second) // also retries failed writes
@@ -99,6 +102,13 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if w.lease.Held() {
+			w.mu.Lock()
+			adopt := w.adopt
+			w.adopt = false
+			w.mu.Unlock()
+			if adopt {
+				w.adoptMarks()
+			}
 			w.sync(ctx)
 		}
 	}
@@ -198,6 +208,81 @@ func (w *StatusWriter) write(ctx context.Context, ref objRef, msg string) {
 	w.mu.Unlock()
 }
 
+// rejectedPrefix starts the message of Rosen's Reconciled=False condition.
+const rejectedPrefix = "Rosen left this object out of the mesh: "
+
+// adoptMarks counts the marks already on the objects (written by an earlier
+// Lease holder, or by this replica before a restart) as written by this
+// one: an object still refused for the same reason is neither written nor
+// told again (no second Event), and one fixed while no replica held the
+// Lease is marked accepted.
+func (w *StatusWriter) adoptMarks() {
+	found := map[objRef]string{}
+	for _, c := range w.src.list() {
+		c.mu.Lock()
+		ws := c.current
+		c.mu.Unlock()
+		if ws == nil {
+			continue
+		}
+		for _, k := range c.kinds {
+			inf := ws.informers[k.Kind]
+			if inf == nil || statusKind(k.Kind) == nil {
+				continue
+			}
+			for _, obj := range inf.GetStore().List() {
+				m, ok := obj.(metav1.Object)
+				if !ok {
+					continue
+				}
+				if msg, ok := rosenMark(obj); ok {
+					found[objRef{c.ref.id, k.Kind, m.GetNamespace(), m.GetName()}] = msg
+				}
+			}
+		}
+	}
+	w.mu.Lock()
+	for ref, msg := range found {
+		if _, ok := w.written[ref]; !ok {
+			w.written[ref] = msg
+		}
+	}
+	w.mu.Unlock()
+	w.log.Info("status marks of earlier writers adopted", zap.Int("objects", len(found)))
+}
+
+// rosenMark reads Rosen's Reconciled condition from an object's status:
+// the rejection message, or "" when accepted; false when there is none.
+func rosenMark(obj any) (string, bool) {
+	var doc struct {
+		Status struct {
+			Conditions []struct {
+				Type, Status, Reason, Message string
+			} `json:"conditions"`
+		} `json:"status"`
+	}
+	var js []byte
+	var err error
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		js, err = json.Marshal(u.Object)
+	} else {
+		js, err = json.Marshal(obj) // Istio's types marshal their IstioStatus with protojson
+	}
+	if err != nil || json.Unmarshal(js, &doc) != nil {
+		return "", false
+	}
+	for _, c := range doc.Status.Conditions {
+		switch {
+		case c.Type != ConditionReconciled:
+		case c.Status == "True":
+			return "", true
+		case c.Status == "False" && c.Reason == "Rejected":
+			return strings.TrimPrefix(c.Message, rejectedPrefix), true
+		}
+	}
+	return "", false
+}
+
 // statusBody is an IstioStatus: a Reconciled condition and, when rejected,
 // one validation message.
 func statusBody(msg string, now time.Time) map[string]any {
@@ -207,7 +292,7 @@ func statusBody(msg string, now time.Time) map[string]any {
 	}
 	var vms any // null clears the list
 	if msg != "" {
-		cond["status"], cond["reason"], cond["message"] = "False", "Rejected", fmt.Sprintf("Rosen left this object out of the mesh: %s", msg)
+		cond["status"], cond["reason"], cond["message"] = "False", "Rejected", rejectedPrefix+msg
 		vms = []map[string]any{{"type": map[string]string{"code": RejectedCode, "name": RejectedName}, "level": "ERROR"}}
 	}
 	return map[string]any{"conditions": []any{cond}, "validationMessages": vms}
