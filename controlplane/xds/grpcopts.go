@@ -29,15 +29,5 @@ func grpcServerOptions() []grpc.ServerOption {
 		// Send a response body marshalled once to every stream without
 		// copying it per stream (see wire); other messages as usual.
 		grpc.ForceServerCodecV2(newCodec()),
-		// A SotW ACK of a large gateway repeats every subscribed name
-		// (~150 KB at 1,000 services): with grpc-go's 64 KiB starting
-		// window each one waits on window updates. 1 MiB per stream and
-		// 16 MiB per connection take an ACK in one go and stay bounded
-		// (a message is at most MaxRecvMsgSize).
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(16 << 20),
-		// Pushes of the same large response to many streams: fewer,
-		// larger writes (grpc-go's default buffer is 32 KiB).
-		grpc.WriteBufferSize(256 << 10),
 	}
 }
