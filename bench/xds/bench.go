@@ -23,6 +23,10 @@ func (b *bench) measure(ctx context.Context) error {
 	pid := b.proc.pid()
 	// (d) RSS before any proxy connects, once the config is served and idle.
 	sleep(ctx, time.Second)
+	if err := b.proc.collect(); err != nil {
+		return err
+	}
+	sleep(ctx, time.Second)
 	before, err := rssBytes(pid)
 	if err != nil {
 		return err
@@ -64,6 +68,10 @@ func (b *bench) measure(ctx context.Context) error {
 
 	// (d) RSS with every proxy connected and synced.
 	sleep(ctx, 2*time.Second)
+	if err := b.proc.collect(); err != nil {
+		return err
+	}
+	sleep(ctx, time.Second)
 	after, err := rssBytes(pid)
 	if err != nil {
 		return err

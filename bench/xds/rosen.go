@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -213,6 +214,20 @@ func (p *rosenProc) metric(name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no metric %s", name)
+}
+
+// collect makes rosen run a garbage collection (GET
+// /debug/pprof/heap?gc=1), so that a memory reading that follows counts
+// live data, not garbage that happens not to be collected yet.
+func (p *rosenProc) collect() error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
 }
 
 // saveHeapProfile writes rosen's heap profile (GET /debug/pprof/heap) to path.
