@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,23 @@ func TestProxylessServerRBAC(t *testing.T) {
 	}))
 	if errs := r.configErrors(t); len(errs) > 0 {
 		t.Fatalf("config errors: %v", errs)
+	}
+
+	// A condition grpc-go would NACK (a grpc-* header) is an error naming the
+	// policy's field; the server keeps enforcing the last good policy.
+	writeFile(t, filepath.Join(dir, "policy.yaml"), greeterPolicy("/grpc.testing.TestService/UnaryCall")+
+		"  - when: [{key: \"request.headers[grpc-timeout]\", values: [\"1S\"]}]\n")
+	eventually(t, 20*time.Second, func() error {
+		msg := strings.Join(r.configErrors(t), "\n") + r.logs.String()
+		if !strings.Contains(msg, "spec.rules[1].when[0].key") || !strings.Contains(msg, "grpc-timeout") {
+			return fmt.Errorf("no error naming the grpc-timeout condition yet")
+		}
+		return nil
+	})
+	if err := expect(map[string]codes.Code{
+		"UnaryCall": codes.PermissionDenied,
+		"EmptyCall": codes.OK,
+	})(); err != nil {
+		t.Fatalf("after the rejected policy: %v", err)
 	}
 }
