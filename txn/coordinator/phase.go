@@ -18,21 +18,44 @@ import (
 // it). At most one round per transaction runs in this process at a time; a
 // launch while one runs makes that round run once more with fresh state.
 func (c *Coordinator) launch(t *store.Txn) {
+	c.start(t.ID, func() (*store.Txn, error) { return t, nil })
+}
+
+// launchID is launch for a transaction known by id (claimed due work): it is
+// read from the store only once no other round for it runs here, so that a
+// round which ended meanwhile cannot leave it a stale state to act on again.
+func (c *Coordinator) launchID(id string) {
+	c.start(id, func() (*store.Txn, error) {
+		t, err := c.opts.Store.Get(c.base, id)
+		c.m.storeErrors(err)
+		return t, err
+	})
+}
+
+func (c *Coordinator) start(id string, load func() (*store.Txn, error)) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return // the lease runs out and another replica (or our restart) takes it
 	}
-	if _, running := c.running[t.ID]; running {
-		c.running[t.ID] = true
+	if _, running := c.running[id]; running {
+		c.running[id] = true
 		c.mu.Unlock()
 		return
 	}
-	c.running[t.ID] = false
+	c.running[id] = false
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
+		t, err := load()
+		if err != nil {
+			c.mu.Lock()
+			delete(c.running, id)
+			c.mu.Unlock()
+			c.notify(id, nil)
+			return
+		}
 		var last *store.Txn
 		for {
 			last = c.round(c.base, t)
@@ -74,7 +97,11 @@ func (c *Coordinator) round(ctx context.Context, t *store.Txn) *store.Txn {
 			c.m.transitions.WithLabelValues(string(store.Cancelling)).Inc()
 			log.Info("transaction timed out: cancelling")
 		case errors.Is(err, store.ErrState) && nt != nil:
-			// A commit or abort got there first; carry on with what it decided if it is ours.
+			// A commit or abort got there first. Its own launch drives phase two:
+			// here, after this round (as a second run of it) when it came while
+			// this round ran, or on another replica. Carrying on here too would
+			// run phase two twice when that launch comes just after this round.
+			return nil
 		default:
 			log.Warn("timeout abort not recorded; retried after the lease", zap.Error(err))
 			return nil
@@ -225,12 +252,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			failing = false
 		}
 		for _, id := range ids {
-			t, err := c.opts.Store.Get(ctx, id)
-			if err != nil {
-				c.m.storeErrors(err)
-				continue
-			}
-			c.launch(t)
+			c.launchID(id)
 		}
 	}
 }
