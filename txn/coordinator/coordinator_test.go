@@ -115,8 +115,6 @@ func TestTimeoutAbortsByTheCoordinator(t *testing.T) {
 		if _, err := c.Commit(ctx, tx.ID, 0); !errors.Is(err, store.ErrState) {
 			t.Fatalf("commit after timeout: %v", err)
 		}
-		if n := metric(t, reg, "rosen_txn_transitions_total", "aborted"); n < 1 {
-			t.Fatalf("aborted metric %v", n)
-		}
+		waitMetric(t, reg, "rosen_txn_transitions_total", "aborted", 1)
 	})
 }

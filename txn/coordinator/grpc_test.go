@@ -259,9 +259,7 @@ func TestGRPCParticipantRetriedThenStuck(t *testing.T) {
 				t.Fatalf("%s: last error %q / %q", id, got.LastError, got.Branches[0].LastError)
 			}
 		}
-		if metric(t, reg, "rosen_txn_stuck_total", "") != 2 {
-			t.Fatalf("stuck metric %v", metric(t, reg, "rosen_txn_stuck_total", ""))
-		}
+		waitMetric(t, reg, "rosen_txn_stuck_total", "", 2)
 	})
 }
 

@@ -196,3 +196,19 @@ func metric(t *testing.T, reg *prometheus.Registry, name, labelValue string) flo
 	}
 	return sum
 }
+
+// waitMetric waits until the metric reaches want (rounds count just after the
+// store has their outcome, so a test that saw the outcome may be early), then
+// fails if it went past it.
+func waitMetric(t *testing.T, reg *prometheus.Registry, name, labelValue string, want float64) {
+	t.Helper()
+	for range 1000 {
+		if metric(t, reg, name, labelValue) >= want {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metric(t, reg, name, labelValue); got != want {
+		t.Fatalf("%s{%s} = %v, want %v", name, labelValue, got, want)
+	}
+}
