@@ -78,17 +78,7 @@ type metadata struct {
 // the document's line, the resource and the field), and the objects that did
 // parse are returned alongside.
 func ParseYAML(file string, data []byte) ([]*Object, error) {
-	var objs []*Object
-	var errs model.Errors
-	for _, d := range splitDocuments(data) {
-		o, derrs := parseDocument(file, d)
-		if len(derrs) > 0 {
-			errs = append(errs, derrs...)
-			continue
-		}
-		objs = append(objs, o)
-	}
-	return objs, errs.Err()
+	return ParseYAMLReusing(file, data, nil)
 }
 
 // ParseYAMLReusing is ParseYAML for a new version of a file that was parsed
@@ -99,9 +89,6 @@ func ParseYAML(file string, data []byte) ([]*Object, error) {
 // runner's endpoint path does). Objects are immutable once parsed, so
 // sharing them is safe.
 func ParseYAMLReusing(file string, data []byte, prev []*Object) ([]*Object, error) {
-	if len(prev) == 0 {
-		return ParseYAML(file, data)
-	}
 	type docKey struct {
 		firstLine int
 		text      string

@@ -24,13 +24,7 @@ func (s *Server) UpdateEndpoints(m *model.Mesh, hosts []string) error {
 		return errors.New("xds: nil mesh")
 	}
 	s.updateMu.Lock()
-	s.mu.RLock()
-	prev := s.mesh
-	groups := make([]*group, 0, len(s.groups))
-	for _, g := range s.groups {
-		groups = append(groups, g)
-	}
-	s.mu.RUnlock()
+	prev, groups := s.current()
 	full := prev == nil
 	for _, g := range groups {
 		if g.resources() == nil {
@@ -42,7 +36,6 @@ func (s *Server) UpdateEndpoints(m *model.Mesh, hosts []string) error {
 		return s.Update(m)
 	}
 	defer s.updateMu.Unlock()
-	sortGroups(groups)
 
 	start := time.Now()
 	want := make(map[string]bool, len(hosts))

@@ -54,14 +54,7 @@ func (s *Server) UpdateShared(m *model.Mesh, sh *translate.Shared) error {
 	if hashErr != nil {
 		s.log.Warn("cannot hash mesh; translating everything", zap.Error(hashErr))
 	}
-	s.mu.RLock()
-	prev := s.mesh
-	groups := make([]*group, 0, len(s.groups))
-	for _, g := range s.groups {
-		groups = append(groups, g)
-	}
-	s.mu.RUnlock()
-	sortGroups(groups)
+	prev, groups := s.current()
 
 	endpointsOnly := prev != nil && hashErr == nil && hash == s.structHash
 	for _, g := range groups {
@@ -236,4 +229,16 @@ func (s *Server) dropIdleGroups(now time.Time) {
 			s.log.Info("proxy group dropped after being idle", zap.String("group", key))
 		}
 	}
+}
+
+// current returns the last good mesh and every group, sorted by key.
+func (s *Server) current() (*model.Mesh, []*group) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	groups := make([]*group, 0, len(s.groups))
+	for _, g := range s.groups {
+		groups = append(groups, g)
+	}
+	sortGroups(groups)
+	return s.mesh, groups
 }
