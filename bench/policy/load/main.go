@@ -108,7 +108,7 @@ func run(addr, token, rates string, duration time.Duration, nconns int) error {
 			"authorization": "Bearer " + token, "x-request-id": "r", "user-agent": "load"},
 	}}}}
 	fmt.Printf("GOMAXPROCS %d, %d connections, %s per rate\n", runtime.GOMAXPROCS(0), nconns, duration)
-	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved")
+	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved  rpc_p50  rpc_p99  rpc_max   (p*: from the due time, 1 ms send ticks included; rpc_*: call → answer)")
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 {
@@ -127,7 +127,8 @@ func run(addr, token, rates string, duration time.Duration, nconns int) error {
 
 type result struct {
 	rate                 int
-	lat                  []time.Duration
+	lat                  []time.Duration // from each request's due time (schedule included)
+	rpc                  []time.Duration // from the call to the answer (the server and the transport)
 	errors, denied, sent int
 	elapsed              time.Duration // from the first due time to the last answer
 }
@@ -137,16 +138,18 @@ type result struct {
 func (r result) perSecond() float64 { return float64(r.sent-r.errors) / r.elapsed.Seconds() }
 
 func (r result) String() string {
-	slices.Sort(r.lat)
-	q := func(p float64) time.Duration {
-		if len(r.lat) == 0 {
-			return 0
+	quantiles := func(d []time.Duration) func(float64) time.Duration {
+		slices.Sort(d)
+		return func(p float64) time.Duration {
+			if len(d) == 0 {
+				return 0
+			}
+			return d[min(len(d)-1, int(p*float64(len(d))))].Round(time.Microsecond)
 		}
-		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
 	}
-	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s", r.rate, r.sent, r.errors, r.denied,
-		q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond),
-		r.perSecond())
+	q, c := quantiles(r.lat), quantiles(r.rpc)
+	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
+		q(0.5), q(0.9), q(0.99), q(1), r.perSecond(), c(0.5), c(0.99), c(1))
 }
 
 // phase calls send rate times a second for d, open loop: request i is due
@@ -158,6 +161,7 @@ func phase(send func(ctx context.Context, i int) (bool, error), rate int, d time
 	n := int(d.Seconds() * float64(rate))
 	interval := time.Second / time.Duration(rate)
 	lat := make([]time.Duration, n)
+	rpc := make([]time.Duration, n)
 	var mu sync.Mutex
 	res := result{rate: rate, sent: n}
 	var wg sync.WaitGroup
@@ -175,8 +179,10 @@ func phase(send func(ctx context.Context, i int) (bool, error), rate int, d time
 			go func(i int, due time.Time) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				called := time.Now()
 				ok, err := send(ctx, i)
 				cancel()
+				rpc[i] = time.Since(called)
 				lat[i] = time.Since(due)
 				if err != nil || !ok {
 					mu.Lock()
@@ -192,6 +198,6 @@ func phase(send func(ctx context.Context, i int) (bool, error), rate int, d time
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	res.lat = lat
+	res.lat, res.rpc = lat, rpc
 	return res
 }
