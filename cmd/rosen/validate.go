@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/rosenmesh/rosen/controlplane/istio"
 	"github.com/rosenmesh/rosen/controlplane/model"
 	"github.com/rosenmesh/rosen/controlplane/validate"
+	"github.com/rosenmesh/rosen/examples"
 )
 
 func newValidateCommand(_ *globalFlags) *cobra.Command {
@@ -23,7 +25,22 @@ the mesh, translate for every gateway and proxy kind, and validate every
 generated Envoy resource. Folders may be given as arguments or comma-separated
 (as serve's --config); with none, ROSEN_CONFIG or examples/bookinfo.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			defaulted := len(args) == 0 && os.Getenv("ROSEN_CONFIG") == ""
 			args = splitDirs(args)
+			label := strings.Join(args, ",")
+			if _, err := os.Stat(args[0]); defaulted && errors.Is(err, os.ErrNotExist) {
+				// As serve does outside the repo: the example built into the binary.
+				dir, err := os.MkdirTemp("", "rosen-validate-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if err := examples.WriteBookinfo(filepath.Join(dir, "bookinfo")); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "examples/bookinfo not found here; checking the built-in example")
+				args, label = []string{filepath.Join(dir, "bookinfo")}, "built-in examples/bookinfo"
+			}
 			out := cmd.OutOrStdout()
 			mesh, skipped, err := checkConfig(args)
 			if err != nil {
@@ -38,7 +55,7 @@ generated Envoy resource. Folders may be given as arguments or comma-separated
 				subsets += len(svc.Subsets)
 			}
 			fmt.Fprintf(out, "ok: %s: %d service(s), %d subset(s), %d gateway(s), %d virtual service(s), %d secret(s)\n",
-				strings.Join(args, ","), len(mesh.Services), subsets, len(mesh.Gateways), len(mesh.VirtualServices), len(mesh.Secrets))
+				label, len(mesh.Services), subsets, len(mesh.Gateways), len(mesh.VirtualServices), len(mesh.Secrets))
 			for _, o := range skipped {
 				fmt.Fprintf(out, "skipped %s: %s %s/%s (nothing for the mesh to read)\n", o.File, o.Kind, o.Namespace, o.Name)
 			}
