@@ -145,7 +145,7 @@ func dialAddr(addr string) string {
 // NACK messages come from proxies, and an escape sequence in them could
 // forge table rows or clear the operator's screen. Long values are cut.
 func printable(s string) string {
-	const maxLen = 200
+	const maxLen = 1000 // a config error names file, resource and field before its message
 	var b strings.Builder
 	n := 0
 	for _, r := range s {

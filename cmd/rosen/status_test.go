@@ -45,3 +45,18 @@ func TestDialAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintableKeepsAConfigErrorWhole: a config error (file:line, resource,
+// field, message) is a few hundred characters and is printed whole; only
+// values longer than 1,000 characters are cut.
+func TestPrintableKeepsAConfigErrorWhole(t *testing.T) {
+	msg := "examples/bookinfo/virtual-services.yaml:23: VirtualService default/reviews: spec.http[0].route[0].destination.host: " +
+		"unknown host \"reviewz\" (resolved as reviewz.default.svc.cluster.local): no Service or ServiceEntry defines it, and no Kubernetes cluster is watched"
+	if got := printable(msg); got != msg {
+		t.Fatalf("cut: %q", got)
+	}
+	long := strings.Repeat("x", 1500)
+	if got := printable(long); len([]rune(got)) != 1001 || !strings.HasSuffix(got, "…") {
+		t.Fatalf("a 1,500-character value printed as %d runes", len([]rune(got)))
+	}
+}
