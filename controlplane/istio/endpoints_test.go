@@ -12,7 +12,7 @@ import (
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
-const endpointsBase = `apiVersion: v1
+var endpointsBase = `apiVersion: v1
 kind: Service
 metadata: {name: reviews}
 spec:
@@ -41,16 +41,7 @@ spec:
   resolution: STATIC
   endpoints: [{address: 192.0.2.1}]
 ---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
+` + reviewsDR + `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
 spec:
@@ -122,6 +113,22 @@ func sameSpec(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// rebuildEqualsBuild rebuilds prev's endpoints for next and checks the
+// result against a full Build of next; it returns the rebuilt hosts.
+func rebuildEqualsBuild(t *testing.T, prev *model.Mesh, next *config.Set, changed []*config.Object) (*model.Mesh, []string) {
+	t.Helper()
+	got, hosts, err := RebuildEndpoints(prev, next, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Build(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMesh(t, got, want)
+	return got, hosts
+}
+
 // sameMesh: equal structure and, service by service, equal endpoints.
 func sameMesh(t *testing.T, got, want *model.Mesh) {
 	t.Helper()
@@ -166,15 +173,7 @@ func TestRebuildEndpointsEqualsBuild(t *testing.T) {
 			}
 			before, _ := model.StructureHash(prev)
 			prevEndpoints := prev.Services[2].Endpoints
-			got, hosts, err := RebuildEndpoints(prev, nextSet, changedObjects(prevSet, nextSet))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := Build(nextSet)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameMesh(t, got, want)
+			_, hosts := rebuildEqualsBuild(t, prev, nextSet, changedObjects(prevSet, nextSet))
 			if !reflect.DeepEqual(hosts, c.hosts) {
 				t.Errorf("hosts %v, want %v", hosts, c.hosts)
 			}
@@ -246,15 +245,7 @@ func TestRebuildEndpointsPodLabels(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	got, hosts, err := RebuildEndpoints(prev, nextSet, changed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := Build(nextSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameMesh(t, got, want)
+	got, hosts := rebuildEqualsBuild(t, prev, nextSet, changed)
 	if len(hosts) != 1 || hosts[0] != "reviews.default.svc.cluster.local" {
 		t.Errorf("hosts %v", hosts)
 	}

@@ -114,9 +114,6 @@ func (r *Runner) applyEndpoints(set *config.Set) (handled bool, err error) {
 			return true, err
 		}
 	}
-	r.accepted = newAccepted(set, mesh)
-	for _, f := range r.observers {
-		f(mesh)
-	}
+	r.published(set, mesh)
 	return true, nil
 }

@@ -197,11 +197,17 @@ func (r *Runner) apply(set *config.Set) (mode string, err error) {
 		return mode, err
 	}
 	r.lastStruct, r.hasLast = hash, hashErr == nil
+	r.published(set, mesh)
+	return mode, nil
+}
+
+// published records set and mesh as the baseline of the endpoint path and
+// hands mesh to the observers. Called with applyMu held.
+func (r *Runner) published(set *config.Set, mesh *model.Mesh) {
 	r.accepted = newAccepted(set, mesh)
 	for _, f := range r.observers {
 		f(mesh)
 	}
-	return mode, nil
 }
 
 // OnAccepted registers f to be called with every mesh that is published,
