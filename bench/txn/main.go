@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
+	"github.com/rosenmesh/rosen/txn/participant"
 	"github.com/rosenmesh/rosen/txn/rest"
 	"github.com/rosenmesh/rosen/txn/store"
 )
@@ -47,6 +49,7 @@ type config struct {
 	workers          int
 	atBegin, split   bool
 	profile          string
+	memprofile       string
 }
 
 func main() {
@@ -63,7 +66,18 @@ func main() {
 	flag.BoolVar(&cfg.split, "split", false, "run the coordinator in a child process, so its CPU is measured apart from the callers' and participants'")
 	role := flag.String("role", "", "internal: 'coordinator' runs only the coordinator (the child of -split)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here (with -split, the coordinator's goes to <file>.coordinator)")
+	memprofile := flag.String("memprofile", "", "write an allocation profile here at the end (with -split, the coordinator's goes to <file>.coordinator)")
 	flag.Parse()
+	cfg.memprofile = *memprofile
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	cfg.profile = *profile
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -264,7 +278,7 @@ func startCoordinator(cfg config) (string, func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", rest.New(c, nil))
 	mux.HandleFunc("/bench/cpu", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprint(w, int64(selfCPU()))
+		_, _ = fmt.Fprint(w, int64(selfCPU()), " ", mallocs())
 	})
 	api, closeAPI, err := listen(mux)
 	if err != nil {
@@ -299,6 +313,9 @@ func spawnCoordinator(cfg config) (string, func(), error) {
 	if cfg.profile != "" {
 		args = append(args, "-cpuprofile", cfg.profile+".coordinator")
 	}
+	if cfg.memprofile != "" {
+		args = append(args, "-memprofile", cfg.memprofile+".coordinator")
+	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -321,15 +338,25 @@ func spawnCoordinator(cfg config) (string, func(), error) {
 	return strings.TrimSpace(line), func() { _ = stdin.Close(); _ = cmd.Wait() }, nil
 }
 
-func remoteCPU(api string) time.Duration {
+// remoteCPU is the coordinator child's CPU time and heap allocations so far.
+func remoteCPU(api string) (time.Duration, uint64) {
 	resp, err := http.Get(api + "/bench/cpu")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	n, _ := strconv.ParseInt(string(b), 10, 64)
-	return time.Duration(n)
+	cpu, allocs, _ := strings.Cut(string(b), " ")
+	n, _ := strconv.ParseInt(cpu, 10, 64)
+	a, _ := strconv.ParseUint(allocs, 10, 64)
+	return time.Duration(n), a
+}
+
+// mallocs is the number of heap allocations this process has made.
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
 }
 
 func run(cfg config) error {
@@ -344,91 +371,73 @@ func run(cfg config) error {
 	}
 	defer stopCoordinator()
 	var confirms atomic.Int64
-	participant := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.Header.Get(coordinator.HeaderPhase) == coordinator.PhaseConfirm {
 			confirms.Add(1)
 		}
 		_, _ = io.WriteString(w, `{"status":"SUCCESS"}`)
 	})
-	p1, close1, err := listen(participant)
+	p1, close1, err := listen(handler)
 	if err != nil {
 		return err
 	}
 	defer close1()
-	p2, close2, err := listen(participant)
+	p2, close2, err := listen(handler)
 	if err != nil {
 		return err
 	}
 	defer close2()
 
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = clients * 2
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	post := func(url string, body any, hdr map[string]string) (map[string]any, error) {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		out := map[string]any{}
-		b, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(b, &out)
-		if resp.StatusCode/100 != 2 {
-			return out, fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
-		}
-		return out, nil
+	// The callers use the Go SDK (txn/participant), as a service author would:
+	// begin, for each branch register it (or name it in the begin with
+	// -branches-at-begin) and POST its Try with the protocol headers, then
+	// commit and wait for committed — 8 requests (6 with branches at begin).
+	cl := participant.NewClient(api)
+	defer cl.Close()
+	payload := json.RawMessage(`{"amount":1}`)
+	branches := []participant.Branch{
+		{ID: "b0", Try: p1 + "/try", Confirm: p1 + "/confirm", Cancel: p1 + "/cancel", Payload: payload},
+		{ID: "b1", Try: p2 + "/try", Confirm: p2 + "/confirm", Cancel: p2 + "/cancel", Payload: payload},
 	}
-	branch := func(i int, p string) map[string]any {
-		return map[string]any{"branch_id": fmt.Sprintf("b%d", i), "confirm": p + "/confirm", "cancel": p + "/cancel", "payload": map[string]int{"amount": 1}}
-	}
+	ctx := context.Background()
 	one := func() error {
-		begin := map[string]any{"timeout": "30s"}
+		o := participant.Options{Timeout: 30 * time.Second}
 		if atBegin {
-			begin["branches"] = []any{branch(0, p1), branch(1, p2)}
+			o.Branches = branches
 		}
-		t, err := post(api+"/api/txn/transactions", begin, nil)
+		g, err := cl.Begin(ctx, o)
 		if err != nil {
 			return err
 		}
-		id := t["id"].(string)
-		for i, p := range []string{p1, p2} {
-			b := fmt.Sprintf("b%d", i)
-			if !atBegin {
-				if _, err := post(api+"/api/txn/transactions/"+id+"/branches", branch(i, p), nil); err != nil {
-					return err
-				}
-			}
-			if _, err := post(p+"/try", map[string]int{"amount": 1}, map[string]string{coordinator.HeaderTxnID: id, coordinator.HeaderBranchID: b, coordinator.HeaderPhase: "try"}); err != nil {
+		for _, b := range branches {
+			if err := g.Try(ctx, b); err != nil {
 				return err
 			}
 		}
-		out, err := post(api+"/api/txn/transactions/"+id+"/commit?wait=30s", nil, nil)
+		state, err := g.Commit(ctx, 30*time.Second)
 		if err != nil {
 			return err
 		}
-		if out["state"] != "committed" {
-			return fmt.Errorf("%s ended %v", id, out["state"])
+		if state != "committed" {
+			return fmt.Errorf("%s ended %v", g.ID, state)
 		}
 		return nil
 	}
 
-	cpu0, db0 := selfCPU(), processCPU(dbProcess(kind))
+	cpu0, db0, allocs0 := selfCPU(), processCPU(dbProcess(kind)), mallocs()
 	var coord0 time.Duration
+	var coordAllocs0 uint64
 	if cfg.split {
-		coord0 = remoteCPU(api)
+		coord0, coordAllocs0 = remoteCPU(api)
 	}
 	lat, failures, elapsed, firstErr := load(clients, duration, one)
-	cpu, db := selfCPU()-cpu0, processCPU(dbProcess(kind))-db0
+	cpu, db, allocs := selfCPU()-cpu0, processCPU(dbProcess(kind))-db0, mallocs()-allocs0
 	var coord time.Duration
+	var coordAllocs uint64
 	if cfg.split {
-		coord = remoteCPU(api) - coord0
+		c, a := remoteCPU(api)
+		coord, coordAllocs = c-coord0, a-coordAllocs0
 	}
 	fmt.Printf("store=%s split=%v branches-at-begin=%v clients=%d duration=%s committed=%d failed=%d tps=%.0f p50=%s p99=%s confirms=%d\n",
 		kind, cfg.split, atBegin, clients, elapsed.Round(time.Millisecond), len(lat), failures, float64(len(lat))/elapsed.Seconds(),
@@ -440,9 +449,11 @@ func run(cfg config) error {
 		if cfg.split {
 			fmt.Printf("cpu per txn: coordinator %.0f µs, %s %.0f µs, callers+participants %.0f µs; coordinator+store alone on 2 idle cores: %.0f tps\n",
 				per(coord), kind, per(db), per(cpu), 2e6/(per(coord)+per(db)))
+			fmt.Printf("heap allocations per txn: coordinator %d, callers+participants %d\n", coordAllocs/uint64(n), allocs/uint64(n))
 		} else {
 			fmt.Printf("cpu per txn: this process (coordinator, callers, participants) %.0f µs, %s %.0f µs; everything on 2 idle cores: %.0f tps\n",
 				per(cpu), kind, per(db), 2e6/(per(cpu)+per(db)))
+			fmt.Printf("heap allocations per txn: this process %d\n", allocs/uint64(n))
 		}
 	}
 	if e := firstErr; e != "" {

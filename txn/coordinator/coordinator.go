@@ -143,10 +143,25 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+// validID is ^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$ (checked on every request: no regexp).
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '@' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func checkID(what, id string) error {
-	if !idRe.MatchString(id) {
+	if !validID(id) {
 		return fmt.Errorf("%w: %s %q: want 1-128 characters of [A-Za-z0-9._:@-]", ErrBadInput, what, id)
 	}
 	return nil

@@ -121,16 +121,27 @@ func (c *Coordinator) round(ctx context.Context, t *store.Txn) *store.Txn {
 	branches := make([]store.Branch, len(t.Branches))
 	copy(branches, t.Branches)
 	outcomes := make([]Outcome, len(branches))
+	call := func(i int) {
+		outcomes[i] = c.opts.Caller.Call(ctx, t, &branches[i], phase)
+		c.m.calls.WithLabelValues(phase, outcomes[i].Result.String()).Inc()
+	}
+	// Every branch is called at once: all but the last to call in goroutines
+	// of their own, the last in this one.
+	last := -1
 	var wg sync.WaitGroup
 	for i := range branches {
 		if branches[i].State == done {
 			outcomes[i] = Outcome{Result: Done}
 			continue
 		}
-		wg.Go(func() {
-			outcomes[i] = c.opts.Caller.Call(ctx, t, &branches[i], phase)
-			c.m.calls.WithLabelValues(phase, outcomes[i].Result.String()).Inc()
-		})
+		if last >= 0 {
+			prev := last
+			wg.Go(func() { call(prev) })
+		}
+		last = i
+	}
+	if last >= 0 {
+		call(last)
 	}
 	wg.Wait()
 

@@ -27,6 +27,14 @@ const (
 	HeaderTrace    = "traceparent"
 )
 
+var (
+	canonTxnID    = http.CanonicalHeaderKey(HeaderTxnID)
+	canonTwistID  = http.CanonicalHeaderKey(HeaderTwistID)
+	canonBranchID = http.CanonicalHeaderKey(HeaderBranchID)
+	canonPhase    = http.CanonicalHeaderKey(HeaderPhase)
+	canonTrace    = http.CanonicalHeaderKey(HeaderTrace)
+)
+
 // Phases named in HeaderPhase.
 const (
 	PhaseTry     = "try"
@@ -150,15 +158,18 @@ func (c *HTTPCaller) Call(ctx context.Context, t *store.Txn, b *store.Branch, ph
 	if err != nil {
 		return Outcome{Failed, fmt.Sprintf("bad %s action: %v", phase, err)}
 	}
+	h := make(http.Header, len(t.Headers)+6)
 	for k, v := range t.Headers {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderTxnID, t.ID)
-	req.Header.Set(HeaderTwistID, t.ID)
-	req.Header.Set(HeaderBranchID, b.ID)
-	req.Header.Set(HeaderPhase, phase)
-	req.Header.Set(HeaderTrace, Traceparent(t))
+	// The protocol's headers, under their canonical keys (what Set would store).
+	h["Content-Type"] = []string{"application/json"}
+	h[canonTxnID] = []string{t.ID}
+	h[canonTwistID] = []string{t.ID}
+	h[canonBranchID] = []string{b.ID}
+	h[canonPhase] = []string{phase}
+	h[canonTrace] = []string{Traceparent(t)}
+	req.Header = h
 	resp, err := c.Client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
 	"github.com/rosenmesh/rosen/txn/store"
+	"github.com/rosenmesh/rosen/txn/wire"
 )
 
 // Errors of the caller's side.
@@ -58,12 +59,17 @@ type Options struct {
 	ID      string            // chosen by the coordinator when empty
 	Timeout time.Duration     // the coordinator's default when zero
 	Headers map[string]string // sent with every confirm/cancel call
+	// Branches are registered with the begin itself (one request instead of
+	// one per branch); Try on one of them then only calls its Try endpoint.
+	// Their Try field is not sent to the coordinator.
+	Branches []Branch
 }
 
 // Global is a running global transaction.
 type Global struct {
-	ID string
-	c  *Client
+	ID         string
+	c          *Client
+	registered map[string]bool // branches registered with the begin
 }
 
 // Branch is one participant's part: the caller runs Try, the coordinator Confirm or Cancel.
@@ -109,17 +115,38 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	return resp.StatusCode, nil
 }
 
-// Begin starts a global transaction.
+// Begin starts a global transaction (with o.Branches registered in the same request).
 func (c *Client) Begin(ctx context.Context, o Options) (*Global, error) {
-	body := map[string]any{"id": o.ID, "headers": o.Headers}
+	body := wire.Begin{ID: o.ID, Headers: o.Headers}
 	if o.Timeout > 0 {
-		body["timeout"] = o.Timeout.String()
+		body.Timeout = wire.Duration(o.Timeout)
+	}
+	var registered map[string]bool
+	for _, b := range o.Branches {
+		reg, err := registration(b)
+		if err != nil {
+			return nil, err
+		}
+		body.Branches = append(body.Branches, reg)
+		if registered == nil {
+			registered = map[string]bool{}
+		}
+		registered[b.ID] = true
 	}
 	var out struct{ ID string }
 	if _, err := c.do(ctx, http.MethodPost, "/api/txn/transactions", body, &out); err != nil {
 		return nil, err
 	}
-	return &Global{ID: out.ID, c: c}, nil
+	return &Global{ID: out.ID, c: c, registered: registered}, nil
+}
+
+// registration is b as the coordinator registers it: confirm and cancel POSTed b's payload.
+func registration(b Branch) (wire.Branch, error) {
+	payload, err := json.Marshal(b.Payload)
+	if err != nil {
+		return wire.Branch{}, fmt.Errorf("participant: payload: %w", err)
+	}
+	return wire.Branch{ID: b.ID, Confirm: b.Confirm, Cancel: b.Cancel, Payload: payload}, nil
 }
 
 func (g *Global) path(suffix string) string {
@@ -127,16 +154,19 @@ func (g *Global) path(suffix string) string {
 }
 
 // Try registers the branch with the coordinator (so it will be confirmed or
-// cancelled whatever happens next) and then calls its Try URL with the
-// protocol headers. A Try that fails returns ErrTryFailed: abort the transaction.
+// cancelled whatever happens next; not again when it came with the begin)
+// and then calls its Try URL with the protocol headers. A Try that fails
+// returns ErrTryFailed: abort the transaction.
 func (g *Global) Try(ctx context.Context, b Branch) error {
-	payload, err := json.Marshal(b.Payload)
+	reg, err := registration(b)
 	if err != nil {
-		return fmt.Errorf("participant: payload: %w", err)
-	}
-	reg := map[string]any{"branch_id": b.ID, "confirm": b.Confirm, "cancel": b.Cancel, "payload": json.RawMessage(payload)}
-	if _, err := g.c.do(ctx, http.MethodPost, g.path("/branches"), reg, nil); err != nil {
 		return err
+	}
+	payload := []byte(reg.Payload)
+	if !g.registered[b.ID] {
+		if _, err := g.c.do(ctx, http.MethodPost, g.path("/branches"), reg, nil); err != nil {
+			return err
+		}
 	}
 	if len(b.Try) >= len(coordinator.GRPCScheme) && strings.EqualFold(b.Try[:len(coordinator.GRPCScheme)], coordinator.GRPCScheme) {
 		return g.tryGRPC(ctx, b, payload)

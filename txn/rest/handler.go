@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -103,7 +105,26 @@ func (h *handler) errorHandler(err error, c echo.Context) {
 	_ = c.JSON(code, map[string]any{"error": msg, "success": false})
 }
 
+// bind reads a JSON body into v. An application/json body (what every
+// client of this API sends) is decoded directly, as echo's binder would
+// decode it, without its reflection over path and query parameters (none of
+// the bodies has any); any other content type goes through echo's binder.
 func bind(c echo.Context, v any) error {
+	req := c.Request()
+	if req.ContentLength == 0 {
+		return nil
+	}
+	base, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
+	if strings.TrimSpace(base) == echo.MIMEApplicationJSON {
+		if err := (echo.DefaultJSONSerializer{}).Deserialize(c, v); err != nil {
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+toString(he.Message))
+			}
+			return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+err.Error())
+		}
+		return nil
+	}
 	if err := c.Bind(v); err != nil {
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
@@ -142,7 +163,27 @@ func result(c echo.Context, t *store.Txn) error {
 	if !t.State.Final() && t.State != store.Stuck {
 		code = http.StatusAccepted
 	}
-	return c.JSON(code, wire.View(t))
+	return view(c, code, t)
+}
+
+// bufs holds response buffers: a transaction's JSON is a few hundred bytes.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// view answers t as wire.View shows it: written by wire.AppendView, the same
+// bytes encoding/json writes (and its final newline), unless ?pretty asks
+// for indented output (echo's JSON does that).
+func view(c echo.Context, code int, t *store.Txn) error {
+	if strings.Contains(c.Request().URL.RawQuery, "pretty") {
+		return c.JSON(code, wire.View(t))
+	}
+	bp := bufs.Get().(*[]byte)
+	b := append(wire.AppendView((*bp)[:0], t), '\n')
+	err := c.JSONBlob(code, b)
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		bufs.Put(bp)
+	}
+	return err
 }
 
 func (h *handler) begin(c echo.Context) error {
@@ -154,7 +195,7 @@ func (h *handler) begin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, wire.View(t))
+	return view(c, http.StatusCreated, t)
 }
 
 func (h *handler) get(c echo.Context) error {
@@ -162,7 +203,7 @@ func (h *handler) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.View(t))
+	return view(c, http.StatusOK, t)
 }
 
 func (h *handler) list(c echo.Context) error {
@@ -193,7 +234,15 @@ func (h *handler) register(c echo.Context) error {
 	if err := h.c.Register(c.Request().Context(), c.Param("id"), b.Store()); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]any{"txn_id": c.Param("id"), "branch_id": b.ID})
+	// {"branch_id":…,"txn_id":…}, as encoding/json writes the map.
+	id := c.Param("id")
+	out := make([]byte, 0, 32+len(id)+len(b.ID))
+	out = append(out, `{"branch_id":`...)
+	out = wire.AppendString(out, b.ID)
+	out = append(out, `,"txn_id":`...)
+	out = wire.AppendString(out, id)
+	out = append(out, "}\n"...)
+	return c.JSONBlob(http.StatusCreated, out)
 }
 
 func (h *handler) commit(c echo.Context) error {

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -121,16 +120,16 @@ func (s *pgStore) write(ctx context.Context, key string, queue func(b *pgx.Batch
 }
 
 func (s *pgStore) Create(ctx context.Context, t *Txn) error {
-	policy, _ := json.Marshal(t.Policy)
-	headers, _ := json.Marshal(t.Headers)
+	policy := marshalPolicy(t.Policy)
+	headers := marshalHeaders(t.Headers)
 	ids := make([]string, len(t.Branches))
 	seqs := make([]int64, len(t.Branches))
 	confirms := make([][]byte, len(t.Branches))
 	cancels := make([][]byte, len(t.Branches))
 	for i, b := range t.Branches {
 		ids[i], seqs[i] = b.ID, int64(i)
-		confirms[i], _ = json.Marshal(b.Confirm)
-		cancels[i], _ = json.Marshal(b.Cancel)
+		confirms[i] = marshalAction(b.Confirm)
+		cancels[i] = marshalAction(b.Cancel)
 	}
 	// One statement: the transaction row and, only if it was new, its branches.
 	q := `WITH t AS (INSERT INTO ` + s.t.txn + ` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
@@ -157,8 +156,8 @@ func (s *pgStore) Create(ctx context.Context, t *Txn) error {
 }
 
 func (s *pgStore) AddBranch(ctx context.Context, txnID string, b Branch, now time.Time) error {
-	confirm, _ := json.Marshal(b.Confirm)
-	cancel, _ := json.Marshal(b.Cancel)
+	confirm := marshalAction(b.Confirm)
+	cancel := marshalAction(b.Cancel)
 	// Inserted only while the transaction is trying and before its deadline,
 	// under a shared row lock, so a concurrent commit or abort waits for it
 	// and then sees the branch.
@@ -191,8 +190,8 @@ func whyNoBranch(t *Txn, b Branch, confirm, cancel []byte) error {
 		if old.ID != b.ID {
 			continue
 		}
-		oc, _ := json.Marshal(old.Confirm)
-		ok, _ := json.Marshal(old.Cancel)
+		oc := marshalAction(old.Confirm)
+		ok := marshalAction(old.Cancel)
 		if !bytes.Equal(oc, confirm) || !bytes.Equal(ok, cancel) {
 			return fmt.Errorf("%w: %s/%s", ErrDuplicateBranch, t.ID, b.ID)
 		}
@@ -221,10 +220,10 @@ func scanBranches(rows pgx.Rows, t *Txn) error {
 		if err := rows.Scan(&b.ID, &confirm, &cancel, &state, &b.Attempts, &b.LastError, &updated); err != nil {
 			return fmt.Errorf("store: get %s branches: %w", t.ID, err)
 		}
-		if err := json.Unmarshal(confirm, &b.Confirm); err != nil {
+		if err := unmarshalAction(confirm, &b.Confirm); err != nil {
 			return fmt.Errorf("store: %s/%s confirm: %w", t.ID, b.ID, err)
 		}
-		if err := json.Unmarshal(cancel, &b.Cancel); err != nil {
+		if err := unmarshalAction(cancel, &b.Cancel); err != nil {
 			return fmt.Errorf("store: %s/%s cancel: %w", t.ID, b.ID, err)
 		}
 		b.State, b.UpdatedAt = BranchState(state), fromMicros(updated)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -99,8 +98,8 @@ func fromMicros(v int64) time.Time {
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
 
 func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
-	policy, _ := json.Marshal(t.Policy)
-	headers, _ := json.Marshal(t.Headers)
+	policy := marshalPolicy(t.Policy)
+	headers := marshalHeaders(t.Headers)
 	return s.write(ctx, t.ID, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+s.t.txn+` (id, state, policy, headers, created_at, updated_at, deadline, next_due)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
@@ -121,8 +120,8 @@ func (s *sqlStore) Create(ctx context.Context, t *Txn) error {
 }
 
 func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, seq int, b Branch, now time.Time) error {
-	confirm, _ := json.Marshal(b.Confirm)
-	cancel, _ := json.Marshal(b.Cancel)
+	confirm := marshalAction(b.Confirm)
+	cancel := marshalAction(b.Cancel)
 	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO `+s.t.branch+` (txn_id, branch_id, seq, confirm_action, cancel_action, state, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (txn_id, branch_id) DO NOTHING`),
 		txnID, b.ID, seq, confirm, cancel, string(BranchRegistered), micros(now))
@@ -144,8 +143,8 @@ func (s *sqlStore) insertBranch(ctx context.Context, tx *sql.Tx, txnID string, s
 }
 
 func (s *sqlStore) AddBranch(ctx context.Context, txnID string, b Branch, now time.Time) error {
-	confirm, _ := json.Marshal(b.Confirm)
-	cancel, _ := json.Marshal(b.Cancel)
+	confirm := marshalAction(b.Confirm)
+	cancel := marshalAction(b.Cancel)
 	return s.write(ctx, txnID, func(ctx context.Context, tx *sql.Tx) error {
 		// Inserted only while the transaction is trying and before its deadline.
 		// Branches are ordered by registration time.
@@ -177,10 +176,10 @@ func scanTxn(row interface{ Scan(...any) error }) (*Txn, error) {
 		return nil, err
 	}
 	t.State, t.StuckPhase = State(state), State(stuck)
-	if err := json.Unmarshal([]byte(policy), &t.Policy); err != nil {
+	if err := unmarshalPolicy([]byte(policy), &t.Policy); err != nil {
 		return nil, fmt.Errorf("store: %s: policy: %w", t.ID, err)
 	}
-	if err := json.Unmarshal([]byte(headers), &t.Headers); err != nil {
+	if err := unmarshalHeaders([]byte(headers), &t.Headers); err != nil {
 		return nil, fmt.Errorf("store: %s: headers: %w", t.ID, err)
 	}
 	t.CreatedAt, t.UpdatedAt, t.Deadline = fromMicros(created), fromMicros(updated), fromMicros(deadline)
@@ -219,10 +218,10 @@ func (s *sqlStore) loadBranches(ctx context.Context, q queryer, t *Txn) error {
 		if err := rows.Scan(&b.ID, &confirm, &cancel, &state, &b.Attempts, &b.LastError, &updated); err != nil {
 			return fmt.Errorf("store: get %s branches: %w", id, err)
 		}
-		if err := json.Unmarshal(confirm, &b.Confirm); err != nil {
+		if err := unmarshalAction(confirm, &b.Confirm); err != nil {
 			return fmt.Errorf("store: %s/%s confirm: %w", id, b.ID, err)
 		}
-		if err := json.Unmarshal(cancel, &b.Cancel); err != nil {
+		if err := unmarshalAction(cancel, &b.Cancel); err != nil {
 			return fmt.Errorf("store: %s/%s cancel: %w", id, b.ID, err)
 		}
 		b.State, b.UpdatedAt = BranchState(state), fromMicros(updated)

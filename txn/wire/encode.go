@@ -1,0 +1,180 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rosenmesh/rosen/txn/store"
+)
+
+// AppendView appends t as the API shows it, the JSON document that
+// json.Marshal(View(t)) writes, byte for byte, without reflection: the REST
+// API answers begin, commit and get with it on the hot path.
+func AppendView(b []byte, t *store.Txn) []byte {
+	b = append(b, `{"id":`...)
+	b = AppendString(b, t.ID)
+	b = append(b, `,"state":`...)
+	b = AppendString(b, string(t.State))
+	if t.StuckPhase != "" {
+		b = append(b, `,"stuck_phase":`...)
+		b = AppendString(b, string(t.StuckPhase))
+	}
+	if t.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = AppendString(b, t.Reason)
+	}
+	b = append(b, `,"retry":{"initial":`...)
+	b = AppendString(b, t.Policy.Initial.String())
+	b = append(b, `,"max":`...)
+	b = AppendString(b, t.Policy.Max.String())
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, int64(t.Policy.Limit), 10)
+	b = append(b, '}')
+	if len(t.Headers) > 0 {
+		b = append(b, `,"headers":{`...)
+		keys := make([]string, 0, len(t.Headers))
+		for k := range t.Headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, k)
+			b = append(b, ':')
+			b = AppendString(b, t.Headers[k])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, t.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, t.UpdatedAt)
+	b = append(b, `,"deadline":`...)
+	b = appendTime(b, t.Deadline)
+	if !t.FinishedAt.IsZero() {
+		b = append(b, `,"finished_at":`...)
+		b = appendTime(b, t.FinishedAt)
+	}
+	if !t.NextDue.IsZero() {
+		b = append(b, `,"next_due":`...)
+		b = appendTime(b, t.NextDue)
+	}
+	if t.Owner != "" {
+		b = append(b, `,"owner":`...)
+		b = AppendString(b, t.Owner)
+	}
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(t.Attempts), 10)
+	if t.LastError != "" {
+		b = append(b, `,"last_error":`...)
+		b = AppendString(b, t.LastError)
+	}
+	if len(t.Branches) > 0 {
+		b = append(b, `,"branches":[`...)
+		for i := range t.Branches {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendBranch(b, &t.Branches[i])
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+func appendBranch(b []byte, br *store.Branch) []byte {
+	b = append(b, `{"branch_id":`...)
+	b = AppendString(b, br.ID)
+	b = append(b, `,"state":`...)
+	b = AppendString(b, string(br.State))
+	b = append(b, `,"confirm":`...)
+	b = appendAction(b, br.Confirm)
+	b = append(b, `,"cancel":`...)
+	b = appendAction(b, br.Cancel)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(br.Attempts), 10)
+	if br.LastError != "" {
+		b = append(b, `,"last_error":`...)
+		b = AppendString(b, br.LastError)
+	}
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, br.UpdatedAt)
+	return append(b, '}')
+}
+
+// appendAction is ActionView's JSON: a body that is JSON is shown as JSON (compacted, HTML-escaped, as
+// encoding/json shows a json.RawMessage), any other as a string.
+func appendAction(b []byte, a store.Action) []byte {
+	b = append(b, '{')
+	comma := false
+	if a.URL != "" {
+		b = append(b, `"url":`...)
+		b = AppendString(b, a.URL)
+		comma = true
+	}
+	if a.Method != "" {
+		if comma {
+			b = append(b, ',')
+		}
+		b = append(b, `"method":`...)
+		b = AppendString(b, a.Method)
+		comma = true
+	}
+	if len(a.Body) > 0 {
+		if comma {
+			b = append(b, ',')
+		}
+		b = append(b, `"body":`...)
+		switch {
+		case !json.Valid(a.Body):
+			b = AppendString(b, string(a.Body))
+		case plainJSON(a.Body):
+			b = append(b, a.Body...)
+		default:
+			var c bytes.Buffer
+			_ = json.Compact(&c, a.Body)
+			var e bytes.Buffer
+			json.HTMLEscape(&e, c.Bytes())
+			b = append(b, e.Bytes()...)
+		}
+	}
+	return append(b, '}')
+}
+
+// plainJSON: valid JSON that encoding/json would copy unchanged (no white
+// space to compact, nothing to HTML-escape).
+func plainJSON(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xE2: // 0xE2 starts U+2028 and U+2029
+			return false
+		}
+	}
+	return true
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// AppendString appends s as a JSON string, exactly as encoding/json writes it.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			raw, _ := json.Marshal(s)
+			return append(b, raw...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
