@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,10 @@ type pgStore struct {
 	pool *pgxpool.Pool
 	t    tables
 	g    *grouper
+	// Statements built once: the branches of a transaction, and Transition's
+	// UPDATE for each shape of its condition (key: transitionShape).
+	branchesSQL string
+	transitions sync.Map
 }
 
 func openPostgres(ctx context.Context, dsn string, opts Options) (*pgStore, error) {
@@ -56,6 +61,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*pgStore, erro
 		}
 	}
 	s := &pgStore{pool: pool, t: t}
+	s.branchesSQL = `SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM ` + t.branch + ` WHERE txn_id = $1 ORDER BY seq, branch_id`
 	workers := opts.CommitWorkers
 	if workers <= 0 {
 		workers = 2 // measured: 2 gives batches of ≈9 writes at 32 callers and the least CPU per transaction
@@ -205,9 +211,7 @@ func whyNoBranch(t *Txn, b Branch, confirm, cancel []byte) error {
 	return fmt.Errorf("%w: %s", ErrTimedOut, t.ID)
 }
 
-func (s *pgStore) branchesQuery() string {
-	return `SELECT branch_id, confirm_action, cancel_action, state, attempts, last_error, updated_at FROM ` + s.t.branch + ` WHERE txn_id = $1 ORDER BY seq, branch_id`
-}
+func (s *pgStore) branchesQuery() string { return s.branchesSQL }
 
 func scanBranches(rows pgx.Rows, t *Txn) error {
 	defer rows.Close()
@@ -310,36 +314,16 @@ func (s *pgStore) Transition(ctx context.Context, id string, tr Transition) (*Tx
 	if len(tr.From) == 0 || !tr.To.Valid() {
 		return nil, fmt.Errorf("store: transition %s: bad states %v → %q", id, tr.From, tr.To)
 	}
-	query := `UPDATE ` + s.t.txn + ` SET state = $1, updated_at = $2, owner = $3, lease_until = $4, next_due = $5`
-	args := []any{string(tr.To), micros(tr.Now), tr.Owner, micros(tr.LeaseUntil), micros(tr.NextDue)}
-	n := 6
+	args := make([]any, 0, 7+len(tr.From))
+	args = append(args, string(tr.To), micros(tr.Now), tr.Owner, micros(tr.LeaseUntil), micros(tr.NextDue))
 	if tr.Reason != "" {
-		query += `, reason = $` + strconv.Itoa(n)
 		args = append(args, tr.Reason)
-		n++
 	}
-	if tr.ResetAttempts {
-		query += `, attempts = 0, stuck_phase = ''`
-	}
-	if tr.To.Final() {
-		query += `, finished_at = $2`
-	}
-	query += ` WHERE id = $` + strconv.Itoa(n)
 	args = append(args, id)
-	n++
-	var in string
-	in, n = numbered(len(tr.From), n)
-	query += ` AND state IN (` + in + `)`
 	for _, f := range tr.From {
 		args = append(args, string(f))
 	}
-	if tr.BeforeDeadline {
-		query += ` AND deadline > $2`
-	}
-	if tr.AfterDeadline {
-		query += ` AND deadline <= $2`
-	}
-	query += ` RETURNING ` + txnColumns
+	query := s.transitionSQL(tr)
 	branches := &Txn{ID: id}
 	var berr error
 	r, err := s.write(ctx, id, func(b *pgx.Batch, res *pgResult) {
@@ -381,6 +365,47 @@ func (s *pgStore) Transition(ctx context.Context, id string, tr Transition) (*Tx
 		return t, fmt.Errorf("%w: %s", ErrTimedOut, id)
 	}
 	return t, fmt.Errorf("%w: %s is %s, not %v", ErrState, id, t.State, tr.From)
+}
+
+// transitionShape is what Transition's statement depends on besides its arguments.
+type transitionShape struct {
+	reason, reset, final, before, after bool
+	from                                int
+}
+
+// transitionSQL is the UPDATE … RETURNING for tr's shape, built once per shape. Its
+// arguments: to, now, owner, lease_until, next_due, [reason], id, from….
+func (s *pgStore) transitionSQL(tr Transition) string {
+	k := transitionShape{reason: tr.Reason != "", reset: tr.ResetAttempts, final: tr.To.Final(), before: tr.BeforeDeadline, after: tr.AfterDeadline, from: len(tr.From)}
+	if q, ok := s.transitions.Load(k); ok {
+		return q.(string)
+	}
+	query := `UPDATE ` + s.t.txn + ` SET state = $1, updated_at = $2, owner = $3, lease_until = $4, next_due = $5`
+	n := 6
+	if k.reason {
+		query += `, reason = $` + strconv.Itoa(n)
+		n++
+	}
+	if k.reset {
+		query += `, attempts = 0, stuck_phase = ''`
+	}
+	if k.final {
+		query += `, finished_at = $2`
+	}
+	query += ` WHERE id = $` + strconv.Itoa(n)
+	n++
+	var in string
+	in, _ = numbered(k.from, n)
+	query += ` AND state IN (` + in + `)`
+	if k.before {
+		query += ` AND deadline > $2`
+	}
+	if k.after {
+		query += ` AND deadline <= $2`
+	}
+	query += ` RETURNING ` + txnColumns
+	s.transitions.Store(k, query)
+	return query
 }
 
 func (s *pgStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]string, error) {
