@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	opametrics "github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // ErrPolicy is a policy evaluation that failed (a runtime error, a panic,
@@ -22,13 +24,20 @@ func (p *Policy) Eval(ctx context.Context, input map[string]any) (v any, err err
 			v, err = nil, fmt.Errorf("%w: panic: %v", ErrPolicy, r)
 		}
 	}()
-	// Converting once here and passing the parsed value skips rego's own
-	// (reflective, per-call) conversion of a raw input.
-	value, err := ast.InterfaceToValue(input)
-	if err != nil {
-		return nil, fmt.Errorf("%w: input: %w", ErrPolicy, err)
-	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(value))
+	// The input goes in as a lazy object: the evaluator converts a member
+	// to its own values when the policy first reads it (a policy that
+	// iterates or compares a whole object converts that object whole), so
+	// the parts no rule looks at are never converted. A value that cannot be
+	// converted panics inside the evaluation: recovered above, a deny. A
+	// result that holds a lazy object (a rule returning input or part of it)
+	// is converted in full (copyMaps), as an eagerly converted input would be.
+	//
+	// Cancellation: rego's default starts a goroutine per evaluation to watch
+	// ctx; context.AfterFunc cancels the same way without one.
+	c := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, c.Cancel)
+	defer stop()
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(ast.LazyObject(input)), rego.EvalExternalCancel(c), noMetrics, copyMaps)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %w", ErrPolicy, ctx.Err())
@@ -40,6 +49,15 @@ func (p *Policy) Eval(ctx context.Context, input map[string]any) (v any, err err
 	}
 	return rs[0].Expressions[0].Value, nil
 }
+
+// noMetrics skips the per-evaluation metrics registry rego allocates when
+// none is given; Rosen keeps its own per-decision metrics.
+var noMetrics = rego.EvalMetrics(opametrics.NoOp())
+
+// copyMaps makes a lazy object in a result come back fully converted rather
+// than as the Go map it was built from (which may hold ast values, such as
+// the claims), so results do not depend on the input being lazy.
+var copyMaps = rego.EvalCopyMaps(true)
 
 // stackReserve is how much stack a policy evaluation is given up front.
 // OPA's evaluator recurses deeply; on a fresh goroutine (gRPC starts one per

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -41,32 +42,55 @@ func main() {
 	rls := flag.Bool("rls", false, "send ShouldRateLimit (envoy.service.ratelimit.v3) to -target instead of ext_authz")
 	target := flag.String("target", "", "RLS address on 127.0.0.1 (with -rls)")
 	domain := flag.String("domain", "rlbench", "RLS domain (with -rls)")
-	users := flag.Int("users", 1000, "distinct user descriptor values, one counter each (with -rls)")
+	users := flag.Int("users", 1000, "distinct users: ext_authz: one signed token each (role and path vary with the user); -rls: one counter each")
+	tokens := flag.String("tokens", "", "file of bearer tokens, one a line, to send with -addr (instead of -token)")
+	serverPID := flag.Int("server-pid", 0, "with -addr: the server's pid, to report its CPU per request")
+	gogc := flag.String("serve-gogc", "", "GOGC for the child server (empty: inherit)")
+	workers := flag.Int("serve-workers", 0, "grpc.NumStreamWorkers for the child server (0: grpc-go's default, a goroutine per stream)")
 	flag.Parse()
 	if *rls {
-		if err := runRLS(*target, *domain, *users, *rates, *duration, *conns); err != nil {
+		if err := runRLS(*target, *domain, *users, *serverPID, *rates, *duration, *conns); err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if *serveMode {
-		if err := serve(); err != nil {
+		if err := serve(*users, *workers); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(*addr, *token, *rates, *duration, *conns); err != nil {
+	if *token != "" && *tokens != "" {
+		fmt.Fprintln(os.Stderr, "load: -token and -tokens exclude each other")
+		os.Exit(2)
+	}
+	var toks []string
+	if *token != "" {
+		toks = []string{*token}
+	}
+	if *tokens != "" {
+		b, err := os.ReadFile(*tokens)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		toks = strings.Fields(string(b))
+	}
+	if err := run(*addr, toks, *serverPID, *users, *workers, *gogc, *rates, *duration, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token, rates string, duration time.Duration, nconns int) error {
+func run(addr string, tokens []string, serverPID, users, workers int, gogc, rates string, duration time.Duration, nconns int) error {
 	if addr == "" {
-		child := exec.Command(os.Args[0], "-serve")
+		child := exec.Command(os.Args[0], "-serve", "-users", strconv.Itoa(users), "-serve-workers", strconv.Itoa(workers))
 		child.Stderr = os.Stderr
+		if gogc != "" {
+			child.Env = append(os.Environ(), "GOGC="+gogc)
+		}
 		stdin, err := child.StdinPipe()
 		if err != nil {
 			return err
@@ -79,19 +103,34 @@ func run(addr, token, rates string, duration time.Duration, nconns int) error {
 			return err
 		}
 		defer func() { _ = stdin.Close(); _ = child.Wait() }()
-		line, err := bufio.NewReader(stdout).ReadString('\n')
+		out := bufio.NewReader(stdout)
+		line, err := out.ReadString('\n')
 		if err != nil {
 			return fmt.Errorf("server did not start: %w", err)
 		}
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		n := 0
+		if len(f) == 2 {
+			n, err = strconv.Atoi(f[1])
+		}
+		if len(f) != 2 || err != nil {
 			return fmt.Errorf("server said %q", line)
 		}
-		addr, token = f[0], f[1]
-		fmt.Printf("server pid %d on %s\n", child.Process.Pid, addr)
+		addr, tokens = f[0], make([]string, n)
+		for i := range tokens {
+			if tokens[i], err = out.ReadString('\n'); err != nil {
+				return fmt.Errorf("server's tokens: %w", err)
+			}
+			tokens[i] = strings.TrimSpace(tokens[i])
+		}
+		serverPID = child.Process.Pid
+		fmt.Printf("server pid %d on %s, %d stream workers, GOGC %q\n", serverPID, addr, workers, gogc)
 	}
 	if !strings.HasPrefix(addr, "127.") && !strings.HasPrefix(addr, "localhost:") {
 		return fmt.Errorf("-addr %s: only loopback targets", addr)
+	}
+	if len(tokens) == 0 {
+		return fmt.Errorf("no tokens: give -token or -tokens with -addr")
 	}
 	clients := make([]authv3.AuthorizationClient, nconns)
 	for i := range clients {
@@ -102,27 +141,74 @@ func run(addr, token, rates string, duration time.Duration, nconns int) error {
 		defer cc.Close()
 		clients[i] = authv3.NewAuthorizationClient(cc)
 	}
-	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-		Id: "1", Method: "GET", Path: "/svc19/items?page=2", Host: "shop.example.com", Scheme: "http", Protocol: "HTTP/1.1",
-		Headers: map[string]string{":path": "/svc19/items?page=2", ":method": "GET", ":authority": "shop.example.com",
-			"authorization": "Bearer " + token, "x-request-id": "r", "user-agent": "load"},
-	}}}}
-	fmt.Printf("GOMAXPROCS %d, %d connections, %s per rate\n", runtime.GOMAXPROCS(0), nconns, duration)
-	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved  rpc_p50  rpc_p99  rpc_max   (p*: from the due time, 1 ms send ticks included; rpc_*: call → answer)")
+	// One request per user, built beforehand: user u carries token u and asks
+	// for /svc<u mod 20>/items, which the 20-rule policy allows for the
+	// role r<u mod 20> in that user's token. Request i is user i mod users,
+	// so every token is reused once per len(reqs) requests.
+	reqs := make([]*authv3.CheckRequest, len(tokens))
+	for u, tok := range tokens {
+		path := fmt.Sprintf("/svc%d/items?page=2", u%20)
+		reqs[u] = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: strconv.Itoa(u), Method: "GET", Path: path, Host: "shop.example.com", Scheme: "http", Protocol: "HTTP/1.1",
+			Headers: map[string]string{":path": path, ":method": "GET", ":authority": "shop.example.com",
+				"authorization": "Bearer " + tok, "x-request-id": "r" + strconv.Itoa(u), "user-agent": "load"},
+		}}}}
+	}
+	fmt.Printf("GOMAXPROCS %d, %d connections, %d users (distinct tokens), %s per rate\n", runtime.GOMAXPROCS(0), nconns, len(reqs), duration)
+	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved  rpc_p50  rpc_p99  rpc_max  srv_cpu/req  load_cpu/req   (p*: from the due time, 1 ms send ticks included; rpc_*: call → answer; cpu: user+sys over the measured phase)")
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("rate %q", r)
 		}
 		send := func(ctx context.Context, i int) (bool, error) {
-			resp, err := clients[i%len(clients)].Check(ctx, req)
+			resp, err := clients[i%len(clients)].Check(ctx, reqs[i%len(reqs)])
 			return resp.GetOkResponse() != nil, err
 		}
 		phase(send, rate, 2*time.Second) // warm-up, not reported
+		srv0, self0 := procCPU(serverPID), selfCPU()
 		res := phase(send, rate, duration)
+		srv1, self1 := procCPU(serverPID), selfCPU()
+		if serverPID != 0 && srv0 >= 0 && srv1 >= 0 {
+			res.srvCPU = (srv1 - srv0) / time.Duration(res.sent)
+		}
+		res.loadCPU = (self1 - self0) / time.Duration(res.sent)
 		fmt.Println(res)
 	}
 	return nil
+}
+
+// selfCPU is this process's user+system time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is a process's user+system time from /proc (clock ticks of
+// 10 ms: over a phase of tens of thousands of requests the error per
+// request is a fraction of a microsecond); -1 if unknown.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // field 3 onwards
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 type result struct {
@@ -131,6 +217,7 @@ type result struct {
 	rpc                  []time.Duration // from the call to the answer (the server and the transport)
 	errors, denied, sent int
 	elapsed              time.Duration // from the first due time to the last answer
+	srvCPU, loadCPU      time.Duration // per request over the phase (srvCPU 0: unknown)
 }
 
 // perSecond is the achieved rate: answers that were not errors over the
@@ -148,8 +235,14 @@ func (r result) String() string {
 		}
 	}
 	q, c := quantiles(r.lat), quantiles(r.rpc)
-	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
-		q(0.5), q(0.9), q(0.99), q(1), r.perSecond(), c(0.5), c(0.99), c(1))
+	cpu := func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	}
+	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s  %s  %s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
+		q(0.5), q(0.9), q(0.99), q(1), r.perSecond(), c(0.5), c(0.99), c(1), cpu(r.srvCPU), cpu(r.loadCPU))
 }
 
 // phase calls send rate times a second for d, open loop: request i is due

@@ -20,7 +20,7 @@ import (
 // user=u<i mod users>, so the server increments one of users counters per
 // decision; the limit in bench/policy/rlbench.yaml is high enough that
 // every answer is OK and "denied" counts OVER_LIMIT answers.
-func runRLS(target, domain string, users int, rates string, duration time.Duration, nconns int) error {
+func runRLS(target, domain string, users, serverPID int, rates string, duration time.Duration, nconns int) error {
 	if !strings.HasPrefix(target, "127.") && !strings.HasPrefix(target, "localhost:") {
 		return fmt.Errorf("-target %q: only loopback targets", target)
 	}
@@ -56,14 +56,21 @@ func runRLS(target, domain string, users int, rates string, duration time.Durati
 		resp, err := clients[i%len(clients)].ShouldRateLimit(ctx, reqs[i%len(reqs)])
 		return resp.GetOverallCode() == rlsv3.RateLimitResponse_OK, err
 	}
-	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved")
+	fmt.Println("rate/s  sent  errors  denied  p50  p90  p99  max  achieved  rpc_p50  rpc_p99  rpc_max  srv_cpu/req  load_cpu/req")
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("rate %q", r)
 		}
 		phase(send, rate, 2*time.Second) // warm-up, not reported
-		fmt.Println(phase(send, rate, duration))
+		srv0, self0 := procCPU(serverPID), selfCPU()
+		res := phase(send, rate, duration)
+		srv1, self1 := procCPU(serverPID), selfCPU()
+		if serverPID != 0 && srv0 >= 0 && srv1 >= 0 {
+			res.srvCPU = (srv1 - srv0) / time.Duration(res.sent)
+		}
+		res.loadCPU = (self1 - self0) / time.Duration(res.sent)
+		fmt.Println(res)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/rosenmesh/rosen/controlplane/xds"
 	"github.com/rosenmesh/rosen/policy/authz"
 	"github.com/rosenmesh/rosen/policy/jwt"
 	"github.com/rosenmesh/rosen/policy/jwt/testissuer"
@@ -28,9 +30,14 @@ func twentyRules() string {
 }
 
 // serve runs Rosen's ext_authz (20-rule policy, JWT verification against
-// an in-process OIDC issuer) on 127.0.0.1, prints "addr token" on stdout for
-// the load process, and serves until stdin closes.
-func serve() error {
+// an in-process OIDC issuer) on 127.0.0.1 with the gRPC server options
+// `rosen serve` uses, prints "addr N" and then N tokens (user i: sub u<i>,
+// role r<i mod 20>), one a line, on stdout for the load process, and serves
+// until stdin closes. workers > 0 sets grpc.NumStreamWorkers.
+func serve(users, workers int) error {
+	if users <= 0 {
+		return fmt.Errorf("-users %d: must be positive", users)
+	}
 	if f := os.Getenv("AUTHZLOAD_CPUPROFILE"); f != "" { // profile of the server side of a run
 		out, err := os.Create(f)
 		if err != nil {
@@ -62,18 +69,33 @@ func serve() error {
 	if err := s.Reload(context.Background(), dir, ""); err != nil {
 		return err
 	}
-	tok, err := is.Token(testissuer.Claims{Subject: "alice", Audience: []string{"shop"}, Extra: map[string]any{"role": "r19"}})
-	if err != nil {
-		return err
+	toks := make([]string, users)
+	for i := range toks {
+		toks[i], err = is.Token(testissuer.Claims{Subject: fmt.Sprintf("u%d", i), Audience: []string{"shop"},
+			Extra: map[string]any{"role": fmt.Sprintf("r%d", i%20)}})
+		if err != nil {
+			return err
+		}
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer()
+	opts := xds.ServerOptions() // as cmd/rosen serve builds its gRPC server
+	if workers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(workers)))
+	}
+	g := grpc.NewServer(opts...)
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
-	fmt.Printf("%s %s\n", lis.Addr(), tok)
+	w := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(w, "%s %d\n", lis.Addr(), len(toks))
+	for _, t := range toks {
+		fmt.Fprintln(w, t)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	_, _ = os.Stdin.Read(make([]byte, 1)) // the parent closes stdin to stop us
 	g.Stop()
 	return nil
