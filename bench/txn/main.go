@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 32, "PostgreSQL connections")
 	flag.IntVar(&cfg.workers, "commit-workers", 0, "group commits in flight at once on PostgreSQL (0: the store's default)")
 	flag.BoolVar(&cfg.atBegin, "branches-at-begin", false, "register both branches in the begin request (Twist-style) instead of one request each")
+	httpFloor := flag.Bool("http-floor", false, "measure only net/http on loopback: -clients callers POSTing a small JSON body to a handler that answers a small one (the CPU one request costs, both ends)")
 	storeOnly := flag.Bool("store-only", false, "drive the store alone with the writes of each transaction (no HTTP, no coordinator)")
 	flag.BoolVar(&cfg.split, "split", false, "run the coordinator in a child process, so its CPU is measured apart from the callers' and participants'")
 	role := flag.String("role", "", "internal: 'coordinator' runs only the coordinator (the child of -split)")
@@ -94,6 +96,8 @@ func main() {
 		err = serveCoordinator(cfg)
 	case *storeOnly:
 		err = runStoreOnly(cfg)
+	case *httpFloor:
+		err = runHTTPFloor(cfg)
 	default:
 		err = run(cfg)
 	}
@@ -201,6 +205,48 @@ func runStoreOnly(cfg config) error {
 		pct(lat, 0.50).Round(10*time.Microsecond), pct(lat, 0.99).Round(10*time.Microsecond))
 	if n > 0 {
 		fmt.Printf("cpu per txn: this process %.0f µs, %s %.0f µs\n", float64(cpu.Microseconds())/float64(n), cfg.kind, float64(db.Microseconds())/float64(n))
+	}
+	if firstErr != "" {
+		fmt.Println("first error:", firstErr)
+	}
+	return nil
+}
+
+// runHTTPFloor measures what one HTTP request costs with net/http on
+// loopback, client and server in this process, with the transports the
+// SDK and the coordinator use: the floor under the 8 (or 6) requests and 2
+// confirms of each global transaction.
+func runHTTPFloor(cfg config) error {
+	srv, stop, err := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"SUCCESS"}`)
+	}))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	cl := participant.NewClient(srv)
+	defer cl.Close()
+	body := []byte(`{"amount":1}`)
+	one := func() error {
+		req, _ := http.NewRequest(http.MethodPost, srv+"/try", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := cl.HTTP.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	cpu0, allocs0 := selfCPU(), mallocs()
+	lat, failures, elapsed, firstErr := load(cfg.clients, cfg.duration, one)
+	cpu, allocs := selfCPU()-cpu0, mallocs()-allocs0
+	n := len(lat)
+	fmt.Printf("http-floor clients=%d duration=%s requests=%d failed=%d rps=%.0f p50=%s p99=%s\n", cfg.clients, elapsed.Round(time.Millisecond), n, failures,
+		float64(n)/elapsed.Seconds(), pct(lat, 0.50).Round(time.Microsecond), pct(lat, 0.99).Round(time.Microsecond))
+	if n > 0 {
+		fmt.Printf("cpu per request (client and server): %.1f µs; heap allocations per request: %d\n", float64(cpu.Microseconds())/float64(n), allocs/uint64(n))
 	}
 	if firstErr != "" {
 		fmt.Println("first error:", firstErr)
@@ -425,6 +471,7 @@ func run(cfg config) error {
 		return nil
 	}
 
+	commits0 := pgCommits(cfg)
 	cpu0, db0, allocs0 := selfCPU(), processCPU(dbProcess(kind)), mallocs()
 	var coord0 time.Duration
 	var coordAllocs0 uint64
@@ -433,6 +480,7 @@ func run(cfg config) error {
 	}
 	lat, failures, elapsed, firstErr := load(clients, duration, one)
 	cpu, db, allocs := selfCPU()-cpu0, processCPU(dbProcess(kind))-db0, mallocs()-allocs0
+	commits := pgCommits(cfg) - commits0
 	var coord time.Duration
 	var coordAllocs uint64
 	if cfg.split {
@@ -455,11 +503,35 @@ func run(cfg config) error {
 				per(cpu), kind, per(db), 2e6/(per(cpu)+per(db)))
 			fmt.Printf("heap allocations per txn: this process %d\n", allocs/uint64(n))
 		}
+		if commits > 0 {
+			// Every PostgreSQL transaction of the database (others' included) over the run: with group commit, a
+			// batch of writes is one; the 5 writes of each global transaction, alone, would be 5.
+			fmt.Printf("postgres commits per txn (database-wide, an upper bound): %.2f\n", float64(commits)/float64(n))
+		}
 	}
 	if e := firstErr; e != "" {
 		fmt.Println("first error:", e)
 	}
 	return nil
+}
+
+// pgCommits is the database's committed transactions so far (PostgreSQL
+// only; 0 otherwise). Statistics reach the view within a second or so.
+func pgCommits(cfg config) int64 {
+	if cfg.kind != "postgres" {
+		return 0
+	}
+	time.Sleep(1100 * time.Millisecond) // let backends flush their counters
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cfg.dsn)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int64
+	_ = conn.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	return n
 }
 
 // selfCPU is the user+system CPU time this process has used.
