@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +15,9 @@ import (
 // mariadbd or mysqld), so each phase can report where its CPU went.
 type cpuMeter struct {
 	self, server time.Duration
+	// mallocs and allocBytes are this process's heap allocations (a measure
+	// of its work that, unlike CPU time, does not grow with the machine's load).
+	mallocs, allocBytes uint64
 }
 
 func readCPU() cpuMeter {
@@ -45,9 +49,13 @@ func readCPU() cpuMeter {
 		k, _ := strconv.ParseInt(f[12], 10, 64) // stime (field 15)
 		ticks += u + k
 	}
-	return cpuMeter{self: self, server: time.Duration(ticks) * 10 * time.Millisecond} // USER_HZ = 100
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return cpuMeter{self: self, server: time.Duration(ticks) * 10 * time.Millisecond, // USER_HZ = 100
+		mallocs: ms.Mallocs, allocBytes: ms.TotalAlloc}
 }
 
 func (c cpuMeter) since(start cpuMeter) cpuMeter {
-	return cpuMeter{self: c.self - start.self, server: c.server - start.server}
+	return cpuMeter{self: c.self - start.self, server: c.server - start.server,
+		mallocs: c.mallocs - start.mallocs, allocBytes: c.allocBytes - start.allocBytes}
 }

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	myDSN      string
 	targets    string
 	cpuProfile string
+	memProfile string
 	repeat     int
 }
 
@@ -42,7 +44,11 @@ func main() {
 	flag.StringVar(&c.myDSN, "mysql", "root@tcp(127.0.0.1:3306)/test", "MariaDB DSN")
 	flag.StringVar(&c.targets, "targets", "postgres,mysql", "databases to measure")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the first engine throughput phase here")
+	flag.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile (since the start of the first engine throughput phase) here")
 	flag.Parse()
+	if c.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := run(ctx, c); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -45,8 +46,8 @@ func run(ctx context.Context, c config) error {
 				return fmt.Errorf("%s throughput: %w", target, err)
 			}
 			ratio := raw.Seconds() / took.Seconds()
-			fmt.Printf("%s round %d engine: %d events in %s = %.0f events/s (%.0f%% of raw) (CPU: rosen %s, database servers %s)\n", target, round+1, c.events, took.Round(time.Millisecond),
-				float64(c.events)/took.Seconds(), 100*ratio, cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond))
+			fmt.Printf("%s round %d engine: %d events in %s = %.0f events/s (%.0f%% of raw) (CPU: rosen %s, database servers %s; rosen allocations: %d, %d MiB)\n", target, round+1, c.events, took.Round(time.Millisecond),
+				float64(c.events)/took.Seconds(), 100*ratio, cpu.self.Round(10*time.Millisecond), cpu.server.Round(10*time.Millisecond), cpu.mallocs, cpu.allocBytes>>20)
 			ratios, rates = append(ratios, ratio), append(rates, float64(c.events)/took.Seconds())
 			dropTables(ctx, c, target, table)
 		}
@@ -144,12 +145,26 @@ func throughput(ctx context.Context, c config, target, table string) (time.Durat
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if c.memProfile != "" { // compare with go tool pprof -base <file>.base <file>
+		if f, err := os.Create(c.memProfile + ".base"); err == nil {
+			runtime.GC()
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			_ = f.Close()
+		}
+	}
 	cpu0 := readCPU()
 	start := time.Now()
 	go func() { _ = svc.Run(rctx) }()
 	<-finished
 	took := time.Since(start)
 	cpu := readCPU().since(cpu0)
+	if c.memProfile != "" {
+		if f, err := os.Create(c.memProfile); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			_ = f.Close()
+		}
+		c.memProfile = ""
+	}
 	cancel()
 	return took, cpu, nil
 }

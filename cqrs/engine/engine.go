@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +40,9 @@ type Options struct {
 	Log         *zap.Logger
 	Registry    prometheus.Registerer // may be nil
 	BatchSize   int                   // default 10000 (a backlog drains in large batches; see source linger)
+	// Parallel is how many committers write a source's lanes side by side
+	// (default: the number of CPUs, at most 4; see Run).
+	Parallel int
 	// Views restricts the engine to these views (replay, backfill); events of
 	// other types are ignored rather than dead-lettered.
 	Views []string
@@ -52,6 +57,7 @@ type Options struct {
 type Engine struct {
 	opts    Options
 	rules   []*rules.Rule
+	meta    map[*rules.Rule]ruleMeta
 	log     *zap.Logger
 	metrics *metrics
 	status  *statusBook
@@ -61,6 +67,9 @@ type Engine struct {
 func New(o Options) (*Engine, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 10000
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = min(runtime.GOMAXPROCS(0), 4)
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
@@ -96,37 +105,77 @@ func New(o Options) (*Engine, error) {
 	}
 	e.metrics = m
 	e.status = newStatusBook(e.rules)
+	e.meta = map[*rules.Rule]ruleMeta{}
+	for _, r := range e.rules {
+		e.meta[r] = ruleMeta{events: m.events.WithLabelValues(ruleLabel(r)), lag: m.lag.WithLabelValues(ruleLabel(r))}
+	}
 	return e, nil
 }
 
 // Run processes batches from src until ctx ends or src closes. It is a
-// two-stage pipeline: while one batch is in the databases (and then
-// acknowledged), the next one is fetched, decoded and routed. Batches are
-// committed and acknowledged strictly in order.
+// pipeline: while earlier batches are in the databases (and then
+// acknowledged), the next one is fetched, decoded and routed. A batch is
+// split by lane (broker partition): each lane always goes to the same one of
+// Parallel committers, which write their parts of successive batches in
+// order, side by side with the others (lanes hold disjoint event keys). A
+// batch is acknowledged once every part of it is committed, and batches are
+// acknowledged strictly in order (the acknowledgement may cover the whole
+// batch: JetStream's AckAll).
 func (e *Engine) Run(ctx context.Context, src source.Source) error {
-	type fetched struct {
-		b source.Batch
-		p *prepared
+	type part struct {
+		p    *prepared
+		done chan struct{} // closed once committed
 	}
-	next := make(chan fetched)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for f := range next {
-			if err := e.commit(ctx, f.p); err != nil {
-				return // only ctx ends commit early
+	type fetched struct {
+		b     source.Batch
+		parts []*part
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	n := e.opts.Parallel
+	committers := make([]chan *part, n)
+	for i := range committers {
+		ch := make(chan *part)
+		committers[i] = ch
+		wg.Go(func() {
+			for pt := range ch {
+				if err := e.commit(ctx, pt.p); err != nil {
+					cancel() // only ctx ends commit early
+					return
+				}
+				close(pt.done)
+			}
+		})
+	}
+	acks := make(chan fetched, n)
+	wg.Go(func() {
+		for f := range acks {
+			for _, pt := range f.parts {
+				select {
+				case <-pt.done:
+				case <-ctx.Done():
+					return
+				}
 			}
 			if err := e.retry(ctx, "acknowledge", func() error { return f.b.Commit(ctx) }); err != nil {
+				cancel()
 				return
 			}
 		}
-	}()
+	})
 	defer func() {
-		close(next)
-		<-done
+		cancel()
+		for _, ch := range committers {
+			close(ch)
+		}
+		close(acks)
+		wg.Wait()
 	}()
 	for {
-		b, err := src.Next(ctx, e.opts.BatchSize)
+		// Up to BatchSize events per lane part and transaction (a source
+		// of one lane fills one committer with several in a row).
+		b, err := src.Next(ctx, e.opts.BatchSize*n)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, source.ErrClosed) {
 				return nil
@@ -137,12 +186,69 @@ func (e *Engine) Run(ctx context.Context, src source.Source) error {
 			}
 			continue
 		}
+		f := fetched{b: b}
+		to := make([]int, 0, n)
+		for i, msgs := range splitLanes(b.Msgs, n) {
+			for lo := 0; lo < len(msgs); lo += e.opts.BatchSize {
+				f.parts = append(f.parts, &part{p: e.prepare(msgs[lo:min(lo+e.opts.BatchSize, len(msgs))]), done: make(chan struct{})})
+				to = append(to, i)
+			}
+		}
+		for k, pt := range f.parts {
+			select {
+			case committers[to[k]] <- pt:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		select {
-		case next <- fetched{b: b, p: e.prepare(b.Msgs)}:
-		case <-done:
+		case acks <- f:
+		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// splitLanes divides a batch among n committers by partition, keeping the
+// order of each part (every lane of a partition goes to the same part).
+func splitLanes(msgs []source.Msg, n int) [][]source.Msg {
+	if n <= 1 {
+		return [][]source.Msg{msgs}
+	}
+	parts := make([][]source.Msg, n)
+	first := laneIndex(msgs[0].Partition, n)
+	same := true
+	for _, m := range msgs {
+		if laneIndex(m.Partition, n) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		parts[first] = msgs
+		return parts
+	}
+	for _, m := range msgs {
+		i := laneIndex(m.Partition, n)
+		if parts[i] == nil {
+			parts[i] = make([]source.Msg, 0, len(msgs)/n+len(msgs)/8)
+		}
+		parts[i] = append(parts[i], m)
+	}
+	return parts
+}
+
+func laneIndex(partition, n int) int {
+	if i := partition % n; i >= 0 {
+		return i
+	}
+	return partition%n + n
+}
+
+// ruleMeta holds a rule's metrics, resolved once (not per event).
+type ruleMeta struct {
+	events prometheus.Counter
+	lag    prometheus.Observer
 }
 
 // routed is one event of a batch with its ops per database.
@@ -170,9 +276,10 @@ func (e *Engine) Process(ctx context.Context, msgs []source.Msg) error {
 // prepare decodes and routes a batch (no I/O).
 func (e *Engine) prepare(msgs []source.Msg) *prepared {
 	p := &prepared{start: time.Now(), msgs: msgs, ops: map[string][]sink.Op{}, events: make([]routed, len(msgs))}
+	evs, errs := e.decode(msgs)
 	for i, m := range msgs {
 		p.events[i].msg = m
-		ev, err := event.Decode(m.Data)
+		ev, err := evs[i], errs[i]
 		if err != nil {
 			p.letters = append(p.letters, letter{seq: m.Seq, reason: "malformed: " + err.Error(), data: m.Data})
 			continue
@@ -199,8 +306,12 @@ func (e *Engine) prepare(msgs []source.Msg) *prepared {
 				e.metrics.deadLetters.WithLabelValues(ruleLabel(r), "project").Inc()
 				continue
 			}
-			e.metrics.events.WithLabelValues(ruleLabel(r)).Inc()
-			p.ops[r.Database] = append(p.ops[r.Database], sink.Op{Rule: r, Row: row, Seq: m.Seq, Lane: m.Lane, Tag: i})
+			e.meta[r].events.Inc()
+			ops := p.ops[r.Database]
+			if ops == nil {
+				ops = make([]sink.Op, 0, len(msgs))
+			}
+			p.ops[r.Database] = append(ops, sink.Op{Rule: r, Row: row, Seq: m.Seq, Lane: m.Lane, Tag: i})
 		}
 		if !matched && len(e.opts.Views) == 0 {
 			p.letters = append(p.letters, letter{seq: m.Seq, reason: fmt.Sprintf("no rule for event type %q", ev.Type), data: m.Data})
@@ -208,6 +319,37 @@ func (e *Engine) prepare(msgs []source.Msg) *prepared {
 		}
 	}
 	return p
+}
+
+var decoders = sync.Pool{New: func() any { return new(event.Decoder) }}
+
+// decodeChunk is the smallest share of a batch decoded on a goroutine of its own.
+const decodeChunk = 1024
+
+// decode decodes a batch's envelopes, on up to Parallel goroutines.
+func (e *Engine) decode(msgs []source.Msg) ([]*event.Event, []error) {
+	evs := make([]*event.Event, len(msgs))
+	errs := make([]error, len(msgs))
+	run := func(lo, hi int) {
+		d := decoders.Get().(*event.Decoder)
+		defer decoders.Put(d)
+		for i := lo; i < hi; i++ {
+			evs[i], errs[i] = d.Decode(msgs[i].Data)
+		}
+	}
+	workers := min(e.opts.Parallel, len(msgs)/decodeChunk)
+	if workers <= 1 {
+		run(0, len(msgs))
+		return evs, errs
+	}
+	var wg sync.WaitGroup
+	size := (len(msgs) + workers - 1) / workers
+	for lo := size; lo < len(msgs); lo += size {
+		wg.Go(func() { run(lo, min(lo+size, len(msgs))) })
+	}
+	run(0, min(size, len(msgs)))
+	wg.Wait()
+	return evs, errs
 }
 
 // commit writes a prepared batch to its databases, stores its dead letters
@@ -239,6 +381,10 @@ func (e *Engine) commit(ctx context.Context, p *prepared) error {
 			}
 			failed[f.Op.Tag][f.Op.Rule] = true
 		}
+		if len(fails) == 0 && committed == nil {
+			committed = dbOps // the usual case: one database, nothing rejected
+			continue
+		}
 		for _, op := range dbOps {
 			if !failed[op.Tag][op.Rule] {
 				committed = append(committed, op)
@@ -255,7 +401,7 @@ func (e *Engine) commit(ctx context.Context, p *prepared) error {
 	now := time.Now()
 	for _, op := range committed {
 		if t := events[op.Tag].ev.Time; !t.IsZero() {
-			e.metrics.lag.WithLabelValues(ruleLabel(op.Rule)).Observe(now.Sub(t).Seconds())
+			e.meta[op.Rule].lag.Observe(now.Sub(t).Seconds())
 		}
 	}
 	e.metrics.batch.Observe(now.Sub(start).Seconds())

@@ -38,15 +38,19 @@ type Status struct {
 type statusBook struct {
 	mu    sync.Mutex
 	st    Status
-	index map[string]int
+	index map[*rules.Rule]int
 }
 
 func newStatusBook(rs []*rules.Rule) *statusBook {
-	b := &statusBook{index: map[string]int{}}
+	b := &statusBook{index: map[*rules.Rule]int{}}
+	byLabel := map[string]int{}
 	for _, r := range rs {
-		b.index[ruleLabel(r)] = len(b.st.Rules)
+		byLabel[ruleLabel(r)] = len(b.st.Rules)
 		b.st.Rules = append(b.st.Rules, RuleStatus{Rule: ruleLabel(r), View: r.ViewName(), Event: r.Event, Database: r.Database,
 			Table: r.Table, Method: r.Method, Exporters: r.Exporter})
+	}
+	for _, r := range rs {
+		b.index[r] = byLabel[ruleLabel(r)] // rules of one label share its entry
 	}
 	return b
 }
@@ -62,7 +66,7 @@ func (b *statusBook) record(ops []sink.Op, letters []letter, msgs []source.Msg) 
 		b.st.LastSeq = max(b.st.LastSeq, m.Seq)
 	}
 	for _, op := range ops {
-		rs := &b.st.Rules[b.index[ruleLabel(op.Rule)]]
+		rs := &b.st.Rules[b.index[op.Rule]]
 		rs.Events++
 		rs.LastSeq = max(rs.LastSeq, op.Seq)
 	}

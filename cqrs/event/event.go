@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -42,12 +43,41 @@ var parsers fastjson.ParserPool
 // validated strictly first (RFC 8259: no NaN, no bad escapes, no trailing
 // data), then parsed once; numbers keep their literal text as json.Number.
 func Decode(data []byte) (*Event, error) {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	d := Decoder{parser: p, arena: make([]byte, 0, len(data))}
+	return d.Decode(data)
+}
+
+// Decoder decodes many envelopes (one goroutine at a time) with fewer
+// allocations than Decode: its parser is its own, repeated object keys and
+// event types are shared, and the text of the strings and numbers of many
+// events is copied into one larger buffer (that the values share).
+type Decoder struct {
+	parser *fastjson.Parser
+	arena  []byte            // only ever appended to: the strings made from it stay intact
+	names  map[string]string // object keys and event types seen
+}
+
+// arenaSize is the least a Decoder's text buffer holds (many events' worth).
+const arenaSize = 64 << 10
+
+// maxNames bounds the keys a Decoder remembers.
+const maxNames = 4096
+
+// Decode parses one envelope (see the function Decode).
+func (d *Decoder) Decode(data []byte) (*Event, error) {
 	if err := fastjson.ValidateBytes(data); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	p := parsers.Get()
-	defer parsers.Put(p)
-	root, err := p.ParseBytes(data)
+	if d.parser == nil {
+		d.parser = &fastjson.Parser{}
+	}
+	// Unescaped strings and number literals are never longer than the input.
+	if cap(d.arena)-len(d.arena) < len(data) {
+		d.arena = make([]byte, 0, max(arenaSize, len(data)))
+	}
+	root, err := d.parser.ParseBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -63,32 +93,31 @@ func Decode(data []byte) (*Event, error) {
 		if bad != nil {
 			return
 		}
-		key := string(k)
 		switch {
-		case strings.EqualFold(key, "id"):
-			ev.ID, bad = envelopeString(key, v)
-		case strings.EqualFold(key, "type"):
-			typ, bad = envelopeString(key, v)
-		case strings.EqualFold(key, "event"):
-			gravity, bad = envelopeString(key, v)
-		case strings.EqualFold(key, "key"):
+		case foldEq(k, "id"):
+			ev.ID, bad = d.envelopeString("id", v, false)
+		case foldEq(k, "type"):
+			typ, bad = d.envelopeString("type", v, true)
+		case foldEq(k, "event"):
+			gravity, bad = d.envelopeString("event", v, true)
+		case foldEq(k, "key"):
 			switch v.Type() {
 			case fastjson.TypeNull:
 				ev.Key = ""
 			case fastjson.TypeString:
-				ev.Key = text(v.GetStringBytes())
+				ev.Key = d.text(v.GetStringBytes())
 			default:
-				ev.Key = string(v.MarshalTo(nil))
+				ev.Key = d.literal(v)
 			}
-		case strings.EqualFold(key, "time"):
+		case foldEq(k, "time"):
 			var s string
-			if s, bad = envelopeString(key, v); bad == nil && v.Type() != fastjson.TypeNull {
+			if s, bad = d.envelopeString("time", v, false); bad == nil && v.Type() != fastjson.TypeNull {
 				ev.Time, bad = time.Parse(time.RFC3339Nano, s)
 				if bad != nil {
 					bad = fmt.Errorf("time: %w", bad)
 				}
 			}
-		case strings.EqualFold(key, "payload"):
+		case foldEq(k, "payload"):
 			payload = v
 		}
 	})
@@ -105,7 +134,7 @@ func Decode(data []byte) (*Event, error) {
 	if payload == nil || payload.Type() != fastjson.TypeObject {
 		return nil, ErrNoPayload
 	}
-	m, err := value(payload)
+	m, err := d.value(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -113,28 +142,78 @@ func Decode(data []byte) (*Event, error) {
 	return ev, nil
 }
 
-func envelopeString(key string, v *fastjson.Value) (string, error) {
+// foldEq is strings.EqualFold(string(k), lower) for an ASCII lower-case name, without a copy.
+func foldEq(k []byte, lower string) bool {
+	if len(k) != len(lower) {
+		return false
+	}
+	for i := range k {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Decoder) envelopeString(key string, v *fastjson.Value, shared bool) (string, error) {
 	switch v.Type() {
 	case fastjson.TypeNull:
 		return "", nil
 	case fastjson.TypeString:
-		return text(v.GetStringBytes()), nil
+		if shared {
+			return d.name(v.GetStringBytes()), nil
+		}
+		return d.text(v.GetStringBytes()), nil
 	}
 	return "", fmt.Errorf("%s must be a string, not %s", key, v.Type())
 }
 
-// text copies a string out of the parser's buffer; invalid UTF-8 becomes
-// U+FFFD, as encoding/json does.
-func text(b []byte) string {
+// text copies a string out of the parser's buffer into the arena; invalid
+// UTF-8 becomes U+FFFD, as encoding/json does.
+func (d *Decoder) text(b []byte) string {
 	if !utf8.Valid(b) {
 		return strings.ToValidUTF8(string(b), "\uFFFD")
 	}
-	return string(b)
+	if len(b) == 0 {
+		return ""
+	}
+	off := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return unsafe.String(&d.arena[off], len(b))
+}
+
+// literal is a value's JSON text (a number's digits as written), from the arena.
+func (d *Decoder) literal(v *fastjson.Value) string {
+	off := len(d.arena)
+	d.arena = v.MarshalTo(d.arena)
+	if len(d.arena) == off {
+		return ""
+	}
+	return unsafe.String(&d.arena[off], len(d.arena)-off)
+}
+
+// name is text for strings that repeat (object keys, event types): one copy each.
+func (d *Decoder) name(b []byte) string {
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	s := d.text(b)
+	if d.names == nil {
+		d.names = map[string]string{}
+	}
+	if len(d.names) < maxNames && utf8.Valid(b) {
+		d.names[s] = s
+	}
+	return s
 }
 
 // value converts a validated fastjson value into encoding/json's shapes
 // (map[string]any, []any, string, bool, nil), with numbers as json.Number.
-func value(v *fastjson.Value) (any, error) {
+func (d *Decoder) value(v *fastjson.Value) (any, error) {
 	switch v.Type() {
 	case fastjson.TypeNull:
 		return nil, nil
@@ -143,15 +222,15 @@ func value(v *fastjson.Value) (any, error) {
 	case fastjson.TypeFalse:
 		return false, nil
 	case fastjson.TypeString:
-		return text(v.GetStringBytes()), nil
+		return d.text(v.GetStringBytes()), nil
 	case fastjson.TypeNumber:
-		return json.Number(v.MarshalTo(nil)), nil
+		return json.Number(d.literal(v)), nil
 	case fastjson.TypeArray:
 		arr, _ := v.Array()
 		out := make([]any, len(arr))
 		for i, x := range arr {
 			var err error
-			if out[i], err = value(x); err != nil {
+			if out[i], err = d.value(x); err != nil {
 				return nil, err
 			}
 		}
@@ -165,8 +244,8 @@ func value(v *fastjson.Value) (any, error) {
 				return
 			}
 			var y any
-			if y, err = value(x); err == nil {
-				out[text(k)] = y
+			if y, err = d.value(x); err == nil {
+				out[d.name(k)] = y
 			}
 		})
 		return out, err
@@ -191,7 +270,8 @@ func DecodePayload(raw []byte) (map[string]any, error) {
 	if v.Type() != fastjson.TypeObject {
 		return nil, ErrNoPayload
 	}
-	m, err := value(v)
+	d := Decoder{parser: p, arena: make([]byte, 0, len(raw))}
+	m, err := d.value(v)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +286,10 @@ func Encode(ev *Event) ([]byte, error) {
 // Lookup walks a dotted path ("order.customer.id") through nested objects.
 // found is false when any step is missing; a present JSON null is found with v == nil.
 func Lookup(payload map[string]any, path string) (v any, found bool) {
+	if strings.IndexByte(path, '.') < 0 {
+		v, found = payload[path]
+		return v, found
+	}
 	cur := any(payload)
 	for part := range strings.SplitSeq(path, ".") {
 		m, ok := cur.(map[string]any)

@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -96,5 +97,41 @@ func TestDecodeStrictAndExact(t *testing.T) {
 	}
 	if _, ok := ev.Payload["d"].(json.Number); !ok {
 		t.Fatalf("number decoded as %T", ev.Payload["d"])
+	}
+}
+
+// One Decoder decodes many events into shared buffers: every event keeps its
+// own values, across buffer refills and with escapes, numbers and unicode.
+func TestDecoderKeepsEveryEventIntact(t *testing.T) {
+	var d Decoder
+	var evs []*Event
+	var want []string
+	for i := range 3000 {
+		name := strings.Repeat("x", i%97) + "é\n" + string(rune('A'+i%26))
+		if i%500 == 7 {
+			name = strings.Repeat("big", 30_000) // larger than a buffer
+		}
+		n := json.Number("9007199254740993" + strings.Repeat("1", i%3))
+		in, _ := json.Marshal(map[string]any{"type": "t" + string(rune('a'+i%3)), "key": i, "id": fmt.Sprint("e", i),
+			"payload": map[string]any{"name": name, "n": n, "ok": i%2 == 0, "nested": map[string]any{"k": []any{n, name}}}})
+		ev, err := d.Decode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+		out, _ := json.Marshal(ev)
+		want = append(want, string(out))
+		if i > 0 && evs[i-1].Key == ev.Key {
+			t.Fatal("keys shared between events")
+		}
+	}
+	for i, ev := range evs {
+		out, _ := json.Marshal(ev)
+		if string(out) != want[i] {
+			t.Fatalf("event %d changed after later decodes:\n%s\nwas\n%s", i, out, want[i])
+		}
+		if ev.Payload["ok"] != (i%2 == 0) || ev.Type != "t"+string(rune('a'+i%3)) {
+			t.Fatalf("event %d = %+v", i, ev)
+		}
 	}
 }

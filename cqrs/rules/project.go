@@ -41,8 +41,9 @@ func (r *Rule) Matches(ev *event.Event) (bool, error) {
 
 // Project maps the event into a row of the rule's table.
 func (r *Rule) Project(ev *event.Event) (Row, error) {
-	row := Row{Values: map[string]any{}, Delete: r.Method == MethodDelete, Full: r.Method == MethodInsert || r.Method == MethodUpsert}
-	var keys []string
+	row := Row{Values: make(map[string]any, len(r.Mapping)), Delete: r.Method == MethodDelete, Full: r.Method == MethodInsert || r.Method == MethodUpsert}
+	var kbuf [4]string
+	keys := kbuf[:0]
 	var act map[string]any
 	for i, m := range r.Mapping {
 		if m.Expr != "" {

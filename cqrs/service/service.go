@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -143,12 +142,13 @@ func (s *Service) Partitions() []int {
 	return ps
 }
 
-// Run consumes every owned partition (one durable consumer each) until ctx ends.
+// Run consumes every owned partition until ctx ends: one durable consumer
+// for all of them (the engine writes their lanes side by side).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(s.Partitions())+len(s.opts.Sources))
-	for _, p := range s.Partitions() {
-		src, err := s.store.Consumer(ctx, "rosen-cqrs-p"+strconv.Itoa(p), []int{p}, s.opts.Linger)
+	errs := make(chan error, 1+len(s.opts.Sources))
+	if ps := s.Partitions(); len(ps) > 0 {
+		src, err := s.store.Consumer(ctx, s.store.ConsumerName(ps), ps, s.opts.Linger)
 		if err != nil {
 			return err
 		}

@@ -128,6 +128,11 @@ func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
 	var res Result
 	views := map[string][]Op{}
 	var order []string
+	if len(ops) > 0 && ops[0].Rule.ViewName() == ops[len(ops)-1].Rule.ViewName() && oneView(ops) {
+		order = []string{ops[0].Rule.ViewName()}
+		views[order[0]] = ops // applyView sorts them in place: the caller's order is not kept
+		ops = nil
+	}
 	for _, op := range ops {
 		v := op.Rule.ViewName()
 		if _, ok := views[v]; !ok {
@@ -153,6 +158,16 @@ func (s *Sink) applyTx(ctx context.Context, ops []Op) (Result, error) {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+func oneView(ops []Op) bool {
+	v := ops[0].Rule.ViewName()
+	for _, op := range ops {
+		if op.Rule.ViewName() != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Result, error) {

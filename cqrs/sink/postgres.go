@@ -271,10 +271,12 @@ func (t *pgTx) Upsert(ctx context.Context, table string, pk, cols []string, rows
 // pgColumnArrays turns rows into one text array per column with the casts
 // that read them back; ok is false when a column cannot travel as text
 // (arrays, composites). A column the table lacks is cast to text, so the
-// INSERT fails with the server's "column does not exist".
-func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([]pgtype.FlatArray[pgtype.Text], []string, bool) {
+// INSERT fails with the server's "column does not exist". Elements are
+// pointers (nil is NULL): pgx encodes them without boxing each value.
+func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([]pgtype.FlatArray[*string], []string, bool) {
 	casts := make([]string, len(cols))
-	arrays := make([]pgtype.FlatArray[pgtype.Text], len(cols))
+	arrays := make([]pgtype.FlatArray[*string], len(cols))
+	texts := make([]string, len(cols)*len(rows))
 	for i, c := range cols {
 		ct, known := types[c]
 		if known && !ct.text {
@@ -285,11 +287,16 @@ func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]
 			typ = ct.typ
 		}
 		casts[i] = fmt.Sprintf("u.c%d::%s", i+1, typ)
-		arr := make(pgtype.FlatArray[pgtype.Text], len(rows))
+		arr := make(pgtype.FlatArray[*string], len(rows))
+		col := texts[i*len(rows) : (i+1)*len(rows)]
 		for j, r := range rows {
-			var ok bool
-			if arr[j], ok = pgText(r[c], ct.json); !ok {
+			t, ok := pgText(r[c], ct.json)
+			if !ok {
 				return nil, nil, false
+			}
+			if t.Valid {
+				col[j] = t.String
+				arr[j] = &col[j]
 			}
 		}
 		arrays[i] = arr

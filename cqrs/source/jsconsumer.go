@@ -30,20 +30,72 @@ func (s *EventStore) lanes() []string {
 	return out
 }
 
-// Consumer opens the durable consumer `name` for some partitions (nil: all).
-// It restarts delivery just after the consumer's ack floor, so that after a
-// crash every unacknowledged event comes again, in order, before new ones
-// (a redelivery of an older event after a newer one would break per-key order).
-func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int, linger time.Duration) (Source, error) {
-	var filters []string
-	if partitions == nil {
-		filters = []string{s.cfg.Subject + ".*.*"}
+// ConsumerName is the durable consumer of a set of partitions:
+// rosen-cqrs-p<N> for one, rosen-cqrs-all for every partition of the store,
+// rosen-cqrs-p<N>_<M>… otherwise.
+func (s *EventStore) ConsumerName(partitions []int) string {
+	if len(partitions) == 1 {
+		return "rosen-cqrs-p" + strconv.Itoa(partitions[0])
 	}
+	if s.coversAll(partitions) {
+		return "rosen-cqrs-all"
+	}
+	ps := make([]string, len(partitions))
+	for i, p := range partitions {
+		ps[i] = strconv.Itoa(p)
+	}
+	return "rosen-cqrs-p" + strings.Join(ps, "_")
+}
+
+// coversAll: partitions is every partition of the store (nil counts as all).
+func (s *EventStore) coversAll(partitions []int) bool {
+	if partitions == nil {
+		return true
+	}
+	seen := make([]bool, s.cfg.Partitions)
+	n := 0
+	for _, p := range partitions {
+		if p >= 0 && p < len(seen) && !seen[p] {
+			seen[p] = true
+			n++
+		}
+	}
+	return n == len(seen)
+}
+
+// Consumer opens the durable consumer `name` for some partitions (nil: all):
+// one consumer for all of a worker's partitions, so the server hands over
+// the worker's events in stream order without skipping others (with every
+// partition, it reads the stream unfiltered). Delivery restarts just after
+// the point up to which every one of these partitions is acknowledged — by
+// this consumer or by the consumers that served them before (one per
+// partition, or another split) —, so after a crash or a change of workers
+// every unacknowledged event comes again, in order, before new ones (a
+// redelivery of an older event after a newer one would break per-key
+// order; events already applied are skipped by the views' lane offsets).
+func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int, linger time.Duration) (Source, error) {
 	for _, p := range partitions {
 		if p < 0 || p >= s.cfg.Partitions {
 			return nil, fmt.Errorf("%w: partition %d of %d", ErrConfig, p, s.cfg.Partitions)
 		}
-		filters = append(filters, s.cfg.Subject+"."+strconv.Itoa(p)+".*")
+	}
+	return s.pullConsumer(ctx, name, partitions, linger)
+}
+
+// createConsumer (re)creates the durable consumer of some partitions,
+// starting just after their ack floor.
+func (s *EventStore) createConsumer(ctx context.Context, name string, partitions []int) (jetstream.Consumer, error) {
+	var filters []string
+	if s.coversAll(partitions) {
+		filters = []string{s.cfg.Subject + ".*.*"}
+		partitions = make([]int, s.cfg.Partitions)
+		for p := range partitions {
+			partitions[p] = p
+		}
+	} else {
+		for _, p := range partitions {
+			filters = append(filters, s.cfg.Subject+"."+strconv.Itoa(p)+".*")
+		}
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable: name, AckPolicy: jetstream.AckAllPolicy, AckWait: time.Hour, MaxAckPending: 100_000,
@@ -54,29 +106,27 @@ func (s *EventStore) Consumer(ctx context.Context, name string, partitions []int
 	} else {
 		cc.FilterSubjects = filters
 	}
-	if old, err := s.stream.Consumer(ctx, name); err == nil {
-		info, err := old.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("source: consumer %s: %w", name, err)
+	floors, err := s.partitionFloors(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	start := uint64(0)
+	for i, p := range partitions {
+		if i == 0 || floors[p] < start {
+			start = floors[p]
 		}
-		if info.AckFloor.Stream > 0 {
-			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
-		}
-		if err := s.stream.DeleteConsumer(ctx, name); err != nil {
-			return nil, fmt.Errorf("source: reset consumer %s: %w", name, err)
-		}
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("source: consumer %s: %w", name, err)
+	}
+	if start > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
+	}
+	if err := s.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("source: reset consumer %s: %w", name, err)
 	}
 	cons, err := s.stream.CreateConsumer(ctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("source: create consumer %s: %w", name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(8192))
-	if err != nil {
-		return nil, fmt.Errorf("source: consume %s: %w", name, err)
-	}
-	return &jsSource{it: it, linger: linger, acks: true, lanes: s.lanes()}, nil
+	return cons, nil
 }
 
 // Replay reads the event store from a sequence (or a time, when from is zero
@@ -152,33 +202,66 @@ func (j *jsSource) Close() error { j.it.Stop(); return nil }
 
 // subjectPartition reads <prefix>.<partition>.<type>.
 func subjectPartition(subject string) int {
-	parts := strings.Split(subject, ".")
-	if len(parts) < 2 {
+	end := strings.LastIndexByte(subject, '.')
+	if end < 0 {
 		return 0
 	}
-	p, _ := strconv.Atoi(parts[len(parts)-2])
+	start := strings.LastIndexByte(subject[:end], '.')
+	p, _ := strconv.Atoi(subject[start+1 : end])
 	return p
 }
 
-// AckFloor is the lowest acknowledged stream sequence over the partitions'
-// durable consumers (rosen-cqrs-p<N>); a missing consumer counts as 0.
+// AckFloor is the lowest acknowledged stream sequence over the store's
+// partitions: for each partition the furthest ack floor of the durable
+// consumers (rosen-cqrs-…) that serve it; a partition no consumer serves
+// counts as 0.
 func (s *EventStore) AckFloor(ctx context.Context, partitions int) (uint64, error) {
+	floors, err := s.partitionFloors(ctx, "")
+	if err != nil {
+		return 0, err
+	}
 	var floor uint64
-	for p := range partitions {
-		c, err := s.stream.Consumer(ctx, "rosen-cqrs-p"+strconv.Itoa(p))
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("source: consumer of partition %d: %w", p, err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("source: consumer of partition %d: %w", p, err)
-		}
-		if p == 0 || info.AckFloor.Stream < floor {
-			floor = info.AckFloor.Stream
+	for p := range min(partitions, len(floors)) {
+		if p == 0 || floors[p] < floor {
+			floor = floors[p]
 		}
 	}
 	return floor, nil
+}
+
+// partitionFloors is, for each partition, the highest ack floor among the
+// rosen-cqrs-… durable consumers (and the one named also) whose filters
+// take the partition: every event of the partition up to it is committed
+// (AckAll acknowledges only after a batch's commit).
+func (s *EventStore) partitionFloors(ctx context.Context, also string) ([]uint64, error) {
+	floors := make([]uint64, s.cfg.Partitions)
+	list := s.stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if !strings.HasPrefix(info.Name, "rosen-cqrs-") && info.Name != also {
+			continue
+		}
+		filters := info.Config.FilterSubjects
+		if info.Config.FilterSubject != "" {
+			filters = append(filters, info.Config.FilterSubject)
+		}
+		for p := range floors {
+			if s.takes(filters, p) && info.AckFloor.Stream > floors[p] {
+				floors[p] = info.AckFloor.Stream
+			}
+		}
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("source: list consumers: %w", err)
+	}
+	return floors, nil
+}
+
+// takes: one of the filters is the whole store or partition p's subjects.
+func (s *EventStore) takes(filters []string, p int) bool {
+	for _, f := range filters {
+		if f == s.cfg.Subject+".*.*" || f == s.cfg.Subject+".>" || f == s.cfg.Subject+"."+strconv.Itoa(p)+".*" {
+			return true
+		}
+	}
+	return len(filters) == 0
 }
