@@ -216,18 +216,25 @@ func (p *rosenProc) metric(name string) (float64, error) {
 	return 0, fmt.Errorf("no metric %s", name)
 }
 
-// collect makes rosen run a garbage collection (GET
-// /debug/pprof/heap?gc=1), so that a memory reading that follows counts
-// live data, not garbage that happens not to be collected yet.
+// collect makes rosen run two garbage collections (GET
+// /debug/pprof/heap?gc=1, twice), so that a memory reading that follows
+// counts live data, not garbage that happens not to be collected yet: the
+// buffers grpc pools (sync.Pool) outlive one collection in the pool's
+// victim cache and are freed by the second.
 func (p *rosenProc) collect() error {
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return fmt.Errorf("gc: %w", err)
+	for range 2 {
+		resp, err := client.Get("http://" + p.httpAddr + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			return fmt.Errorf("gc: %w", err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
 	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err
+	return nil
 }
 
 // saveHeapProfile writes rosen's heap profile (GET /debug/pprof/heap) to path.

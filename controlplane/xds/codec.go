@@ -42,8 +42,8 @@ func (w *wire) String() string {
 func (w *wire) ProtoMessage() {}
 
 // codec is grpc's proto codec, except that it sends a *wire without
-// copying it and decodes a *sotwReq without copying it (or with one copy when it arrived in pieces). ServerOptions installs it on the xDS port; every other
-// message goes to the standard codec.
+// copying it and decodes a *sotwReq without copying it, in the pieces it arrived in. ServerOptions installs it on the xDS
+// port; every other message goes to the standard codec.
 type codec struct{ proto encoding.CodecV2 }
 
 func newCodec() codec { return codec{proto: encoding.GetCodecV2(grpcproto.Name)} }
@@ -58,16 +58,16 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*sotwReq); ok {
-		if len(data) == 1 {
-			// The usual case: the request arrived in one buffer. Keep
-			// it (grpc frees it after Unmarshal unless referenced) until
-			// the stream has handled the request, instead of copying
-			// every ACK, with its thousands of names, to the heap.
-			data.Ref()
-			r.bufs = data
-			return r.decode(data[0].ReadOnlyData())
+		// Keep grpc's buffers (referenced until the stream has handled
+		// the request) instead of copying every ACK, with its thousands
+		// of names, to the heap: the request is read in its pieces.
+		data.Ref()
+		r.bufs = data
+		msg := make([][]byte, len(data))
+		for i, b := range data {
+			msg[i] = b.ReadOnlyData()
 		}
-		return r.decode(data.Materialize())
+		return r.decode(msg)
 	}
 	return c.proto.Unmarshal(data, v)
 }

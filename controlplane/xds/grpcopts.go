@@ -14,6 +14,8 @@ const (
 	MaxRecvMsgSize = 4 << 20
 	// MaxConcurrentStreams bounds the streams of one client connection.
 	MaxConcurrentStreams = 10000
+	// writeBufferSize is the most one connection writes per syscall.
+	writeBufferSize = 256 << 10
 )
 
 func grpcServerOptions() []grpc.ServerOption {
@@ -26,6 +28,12 @@ func grpcServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// Ping idle clients to find dead proxies within a minute.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
+		// A SotW push is the whole CDS and route table (hundreds of KB) to
+		// every stream: write it in 256 KB syscalls, not 32 KB ones. The
+		// buffer is shared (taken from a pool while writing, returned
+		// when flushed), so an idle connection holds none of it.
+		grpc.WriteBufferSize(writeBufferSize),
+		grpc.SharedWriteBuffer(true),
 		// Send a response body marshalled once to every stream without
 		// copying it per stream (see wire); other messages as usual.
 		grpc.ForceServerCodecV2(newCodec()),

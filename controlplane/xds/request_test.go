@@ -3,7 +3,9 @@ package xds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +126,126 @@ func TestInvalidUTF8NameEndsTheStream(t *testing.T) {
 	}
 	var out []byte
 	wantCode(t, s.RecvMsg(&out), codes.InvalidArgument, "not valid UTF-8")
+}
+
+func TestNameRunTellsListsApart(t *testing.T) {
+	decode := func(names ...string) *sotwReq {
+		t.Helper()
+		b, err := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: names, ResponseNonce: "1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r sotwReq
+		if err := r.decode([][]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	a := decode(detailsCluster, reviewsCluster)
+	if b := decode(detailsCluster, reviewsCluster); a.run != b.run {
+		t.Fatal("the same names in the same order: runs differ")
+	}
+	// Another order: another run, the same set.
+	if b := decode(reviewsCluster, detailsCluster); a.run == b.run || a.subKey(false) != b.subKey(false) {
+		t.Fatalf("reordered: run equal %v, key equal %v", a.run == b.run, a.subKey(false) == b.subKey(false))
+	}
+	// One name split in two, or one more name: other runs.
+	for _, b := range []*sotwReq{
+		decode(detailsCluster + reviewsCluster),
+		decode(detailsCluster, reviewsCluster, wildcardName),
+		decode(detailsCluster),
+		decode(),
+	} {
+		if a.run == b.run {
+			t.Fatalf("%d names: same run as %d", b.count, a.count)
+		}
+	}
+	// Names interleaved with other fields (a foreign encoder) hash as the
+	// same list.
+	raw := protowire.AppendTag(nil, resourceNamesField, protowire.BytesType)
+	raw = protowire.AppendString(raw, detailsCluster)
+	raw = protowire.AppendTag(raw, 4, protowire.BytesType) // type_url
+	raw = protowire.AppendString(raw, resourcev3.EndpointType)
+	raw = protowire.AppendTag(raw, resourceNamesField, protowire.BytesType)
+	raw = protowire.AppendString(raw, reviewsCluster)
+	var split sotwReq
+	if err := split.decode([][]byte{raw}); err != nil {
+		t.Fatal(err)
+	}
+	if split.subKey(false) != a.subKey(false) || split.count != 2 || split.run != a.run {
+		t.Fatalf("interleaved names: key %+v, want %+v; run %+v, want %+v", split.subKey(false), a.subKey(false), split.run, a.run)
+	}
+}
+
+// A request decodes the same whatever pieces grpc received it in (one per
+// HTTP/2 frame): a field, a name or a varint may straddle two pieces.
+func TestRequestInPiecesDecodesAsWhole(t *testing.T) {
+	in := &discoveryv3.DiscoveryRequest{
+		VersionInfo: "v1", Node: &corev3.Node{Id: "n", Cluster: "c"}, TypeUrl: resourcev3.EndpointType, ResponseNonce: "7",
+		ResourceNames: []string{detailsCluster, wildcardName, reviewsCluster, strings.Repeat("é", 100)},
+		ErrorDetail:   &rpcstatus.Status{Code: 3, Message: "bad"},
+	}
+	b, err := proto.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole sotwReq
+	if err := whole.decode([][]byte{b}); err != nil {
+		t.Fatal(err)
+	}
+	wantNames, err := whole.names()
+	if err != nil || !reflect.DeepEqual(wantNames, in.ResourceNames) {
+		t.Fatalf("names %q, %v", wantNames, err)
+	}
+	for i := 0; i <= len(b); i++ {
+		for j := i; j <= len(b); j += 7 {
+			var r sotwReq
+			if err := r.decode([][]byte{b[:i], b[i:j], {}, b[j:]}); err != nil {
+				t.Fatalf("split at %d, %d: %v", i, j, err)
+			}
+			if r.run != whole.run || r.count != whole.count || r.star != whole.star || !proto.Equal(&r.req, &whole.req) {
+				t.Fatalf("split at %d, %d: run %+v count %d star %v req %v; whole: %+v %d %v %v", i, j, r.run, r.count, r.star, &r.req, whole.run, whole.count, whole.star, &whole.req)
+			}
+			if got, err := r.names(); err != nil || !reflect.DeepEqual(got, wantNames) {
+				t.Fatalf("split at %d, %d: names %q, %v", i, j, got, err)
+			}
+			if r.subKey(false) != whole.subKey(false) {
+				t.Fatalf("split at %d, %d: key differs", i, j)
+			}
+		}
+		// A cut short of the end is refused, or is a shorter valid
+		// request (a cut between fields), alike in pieces and whole.
+		var r, w sotwReq
+		perr := r.decode([][]byte{b[:i/2], b[i/2 : i]})
+		werr := w.Unmarshal(b[:i])
+		if (perr == nil) != (werr == nil) || (perr == nil && r.run != w.run) {
+			t.Fatalf("cut at %d: in pieces %v, whole %v", i, perr, werr)
+		}
+	}
+}
+
+// BenchmarkDecodeEDSAck decodes a gateway's EDS ACK of 3,000 cluster names
+// (≈ 150 KB) as grpc hands it over, in 16 KB pieces.
+func BenchmarkDecodeEDSAck(b *testing.B) {
+	names := make([]string, 3000)
+	for i := range names {
+		names[i] = fmt.Sprintf("outbound|9080|v%d|svc-%d.default.svc.cluster.local", i%3, i/3)
+	}
+	raw, err := proto.Marshal(&discoveryv3.DiscoveryRequest{VersionInfo: "42", TypeUrl: resourcev3.EndpointType, ResponseNonce: "17", ResourceNames: names})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msg [][]byte
+	for rest := raw; len(rest) > 0; {
+		n := min(len(rest), 16384)
+		msg, rest = append(msg, rest[:n]), rest[n:]
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var r sotwReq
+		if err := r.decode(msg); err != nil || r.count != len(names) {
+			b.Fatal(err, r.count)
+		}
+	}
 }

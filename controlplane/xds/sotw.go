@@ -77,8 +77,13 @@ func (st *stream) sotwRequest(r *sotwReq) error {
 	if r.count > 0 {
 		w.legacy = false
 	}
+	if w.sub != nil && r.count > 0 && r.run == w.run {
+		// The same names in the same order as last time: the usual ACK.
+		return nil
+	}
 	k := r.subKey(w.legacy)
 	if w.sub != nil && k == w.sub.key {
+		w.run = r.run
 		return nil
 	}
 	// A fleet moving to the same names reads them once: the first stream
@@ -92,6 +97,7 @@ func (st *stream) sotwRequest(r *sotwReq) error {
 	}
 	tc.release(w.sub)
 	w.sub = sub
+	w.run = r.run
 	return nil
 }
 

@@ -59,6 +59,8 @@ type watch struct {
 	// initial: delta initial_resource_versions, used by the first response.
 	initial map[string]string
 	nonce   string
+	// run: the names of the last SotW request that set sub, as encoded.
+	run nameRun
 }
 
 // idle reports a watch with nothing to send and nothing in flight.
