@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -357,5 +358,36 @@ func TestDeltaDuplicateNamesKeepSubscriptionsApart(t *testing.T) {
 	case r := <-x.resp:
 		t.Fatalf("x, unsubscribed, got %v", deltaNames(r))
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A subscription chosen by a request is found again by the same encoded
+// names, and forgotten with its last reference.
+func TestSubscriptionFoundByRun(t *testing.T) {
+	tc := newTypeCache(resourcev3.EndpointType, "p.")
+	raw, err := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{detailsCluster, reviewsCluster}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r sotwReq
+	if err := r.decode([][]byte{raw}); err != nil {
+		t.Fatal(err)
+	}
+	if tc.byRunOf(r.run) != nil {
+		t.Fatal("found before any request chose it")
+	}
+	a, err := tc.intern(r.subKey(false), r.names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.addRun(a, r.run)
+	b := tc.byRunOf(r.run)
+	if b != a || a.refs != 2 {
+		t.Fatalf("by run: %p (refs %d), want %p", b, a.refs, a)
+	}
+	tc.release(a)
+	tc.release(b)
+	if len(tc.subs) != 0 || len(tc.byRun) != 0 {
+		t.Fatalf("left after the last release: %d subscriptions, %d runs", len(tc.subs), len(tc.byRun))
 	}
 }

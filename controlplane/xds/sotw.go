@@ -81,23 +81,37 @@ func (st *stream) sotwRequest(r *sotwReq) error {
 		// The same names in the same order as last time: the usual ACK.
 		return nil
 	}
-	k := r.subKey(w.legacy)
-	if w.sub != nil && k == w.sub.key {
-		w.run = r.run
-		return nil
+	var sub *subscription
+	if r.count > 0 {
+		// Names another stream sent the same way: its subscription.
+		sub = tc.byRunOf(r.run)
 	}
-	// A fleet moving to the same names reads them once: the first stream
-	// builds the subscription, the others find it by key.
-	sub, err := tc.intern(k, r.names)
-	if err != nil {
-		return err
+	if sub == nil {
+		k := r.subKey(w.legacy)
+		if w.sub != nil && k == w.sub.key {
+			w.run = r.run
+			return nil
+		}
+		// A fleet moving to the same names reads them once: the first
+		// stream builds the subscription, the others find it by key.
+		var err error
+		if sub, err = tc.intern(k, r.names); err != nil {
+			return err
+		}
+		if r.count > 0 {
+			tc.addRun(sub, r.run)
+		}
+	}
+	w.run = r.run
+	if sub == w.sub {
+		tc.release(sub)
+		return nil
 	}
 	if !w.first {
 		w.pending = mergeNames(w.pending, sub.addedSince(w.sub))
 	}
 	tc.release(w.sub)
 	w.sub = sub
-	w.run = r.run
 	return nil
 }
 

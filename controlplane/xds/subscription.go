@@ -51,6 +51,9 @@ type subscription struct {
 	key   subKey
 	names map[string]struct{}
 	refs  int
+	// runs are the encoded name lists it is found by in byRun (a few:
+	// clients list the same names in one order or another).
+	runs []nameRun
 
 	// full is every subscribed resource that exists at fullVersion, the
 	// body of a full-state (LDS/CDS) or first response.
@@ -126,6 +129,28 @@ func (tc *typeCache) intern(k subKey, names func() ([]string, error)) (*subscrip
 	return s, nil
 }
 
+// maxRuns bounds the runs a subscription is found by.
+const maxRuns = 4
+
+// byRunOf returns, with a reference taken, the subscription a request
+// with these encoded names chose before, or nil.
+func (tc *typeCache) byRunOf(run nameRun) *subscription {
+	s := tc.byRun[run]
+	if s != nil {
+		s.refs++
+	}
+	return s
+}
+
+// addRun lets requests with the encoded names run find s.
+func (tc *typeCache) addRun(s *subscription, run nameRun) {
+	if _, ok := tc.byRun[run]; ok || len(s.runs) >= maxRuns {
+		return
+	}
+	s.runs = append(s.runs, run)
+	tc.byRun[run] = s
+}
+
 // release drops one reference to s and forgets it when none is left.
 func (tc *typeCache) release(s *subscription) {
 	if s == nil {
@@ -134,6 +159,11 @@ func (tc *typeCache) release(s *subscription) {
 	s.refs--
 	if s.refs <= 0 {
 		delete(tc.subs, s.key)
+		for _, r := range s.runs {
+			if tc.byRun[r] == s {
+				delete(tc.byRun, r)
+			}
+		}
 	}
 }
 

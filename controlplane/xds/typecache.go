@@ -59,6 +59,10 @@ type typeCache struct {
 
 	watches map[*watch]struct{}
 	subs    map[subKey]*subscription
+	// byRun finds a subscription by the encoded names of a SotW request
+	// that chose it (see nameRun), so that a fleet moving to the same
+	// names hashes them one by one only once.
+	byRun map[nameRun]*subscription
 }
 
 func newTypeCache(typeURL, prefix string) *typeCache {
@@ -70,6 +74,7 @@ func newTypeCache(typeURL, prefix string) *typeCache {
 		maxLog:    maxLogNames,
 		watches:   map[*watch]struct{}{},
 		subs:      map[subKey]*subscription{},
+		byRun:     map[nameRun]*subscription{},
 	}
 }
 
@@ -81,17 +86,48 @@ func (tc *typeCache) versionString(v uint64) string {
 // delta version from the bytes (so a client reconnecting to another rosen
 // process is not sent what it already has).
 func newEntry(typeURL, name string, res types.Resource) (*entry, error) {
+	b, err := marshalResource(typeURL, name, res)
+	if err != nil {
+		return nil, err
+	}
+	return entryOf(typeURL, name, res, b), nil
+}
+
+// marshalResource marshals res deterministically: the same resource gives
+// the same bytes, and so the same version.
+func marshalResource(typeURL, name string, res types.Resource) ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("xds: marshal %s %q: %w", typeName(typeURL), name, err)
 	}
+	return b, nil
+}
+
+// marshalMemo holds the bytes of resources marshalled during one update,
+// by identity: the groups of a mesh share its outbound clusters and load
+// assignments (translate.Shared). A nil memo marshals every time.
+type marshalMemo map[types.Resource][]byte
+
+func (m marshalMemo) marshal(typeURL, name string, res types.Resource) ([]byte, error) {
+	if b, ok := m[res]; ok {
+		return b, nil
+	}
+	b, err := marshalResource(typeURL, name, res)
+	if err == nil && m != nil {
+		m[res] = b
+	}
+	return b, err
+}
+
+// entryOf is the entry of res, marshalled as b.
+func entryOf(typeURL, name string, res types.Resource, b []byte) *entry {
 	h := fnv.New64a()
 	_, _ = h.Write(b)
 	a := &anypb.Any{TypeUrl: typeURL, Value: b}
 	return &entry{
 		name: name, res: res, any: a,
 		delta: &discoveryv3.Resource{Name: name, Version: strconv.FormatUint(h.Sum64(), 36), Resource: a},
-	}, nil
+	}
 }
 
 // apply installs a version: changed resources (already marshalled) and

@@ -107,8 +107,9 @@ func (s *Server) UpdateShared(m *model.Mesh, sh *translate.Shared) error {
 	// be marshalled rejects the mesh before any group moves to it.
 	gated := time.Now()
 	next := make([]pending, len(plans))
+	memo := marshalMemo{} // resources shared by groups are marshalled once
 	for i, p := range plans {
-		pend, err := p.g.prepare(byType(p.r), types...)
+		pend, err := p.g.prepare(byType(p.r), memo, types...)
 		if err != nil {
 			failures = append(failures, groupFailure{p.g.key, err})
 		}
