@@ -249,3 +249,42 @@ func BenchmarkDecodeEDSAck(b *testing.B) {
 		}
 	}
 }
+
+// FuzzSotwRequest: any bytes, cut into any two pieces, decode as they do
+// whole and never panic; what protobuf accepts as a DiscoveryRequest with
+// valid names gives the same fields and names.
+func FuzzSotwRequest(f *testing.F) {
+	seed, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{
+		VersionInfo: "1", Node: &corev3.Node{Id: "n"}, TypeUrl: resourcev3.EndpointType,
+		ResourceNames: []string{detailsCluster, wildcardName, reviewsCluster}, ResponseNonce: "3",
+	})
+	f.Add(seed, uint16(7))
+	f.Add([]byte{0x1a, 0x80}, uint16(1))
+	f.Fuzz(func(t *testing.T, raw []byte, cut uint16) {
+		at := int(cut) % (len(raw) + 1)
+		var whole, split sotwReq
+		werr := whole.decode([][]byte{raw})
+		serr := split.decode([][]byte{raw[:at], raw[at:]})
+		if (werr == nil) != (serr == nil) {
+			t.Fatalf("whole: %v, in pieces: %v", werr, serr)
+		}
+		if werr != nil {
+			return
+		}
+		if whole.run != split.run || whole.count != split.count || whole.star != split.star {
+			t.Fatal("pieces decode differently")
+		}
+		names, nerr := whole.names()
+		var want discoveryv3.DiscoveryRequest
+		if err := proto.Unmarshal(raw, &want); err != nil || nerr != nil {
+			return // not a valid request (protobuf checks UTF-8 as names does)
+		}
+		if !reflect.DeepEqual(names, want.ResourceNames) && len(names)+len(want.ResourceNames) > 0 {
+			t.Fatalf("names %q, protobuf %q", names, want.ResourceNames)
+		}
+		want.ResourceNames = nil
+		if !proto.Equal(&whole.req, &want) {
+			t.Fatalf("fields %v, protobuf %v", &whole.req, &want)
+		}
+	})
+}
