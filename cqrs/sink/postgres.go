@@ -272,11 +272,13 @@ func (t *pgTx) Upsert(ctx context.Context, table string, pk, cols []string, rows
 // that read them back; ok is false when a column cannot travel as text
 // (arrays, composites). A column the table lacks is cast to text, so the
 // INSERT fails with the server's "column does not exist". Elements are
-// pointers (nil is NULL): pgx encodes them without boxing each value.
-func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([]pgtype.FlatArray[*string], []string, bool) {
+// pointers to values that pgx reads through pgtype.TextValuer: nothing is
+// allocated per element while pgx encodes the arrays.
+func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]any) ([]pgtype.FlatArray[*pgElem], []string, bool) {
 	casts := make([]string, len(cols))
-	arrays := make([]pgtype.FlatArray[*string], len(cols))
-	texts := make([]string, len(cols)*len(rows))
+	arrays := make([]pgtype.FlatArray[*pgElem], len(cols))
+	elems := make([]pgElem, len(cols)*len(rows))
+	ptrs := make([]*pgElem, len(cols)*len(rows))
 	for i, c := range cols {
 		ct, known := types[c]
 		if known && !ct.text {
@@ -287,21 +289,30 @@ func pgColumnArrays(types map[string]pgColumn, cols []string, rows []map[string]
 			typ = ct.typ
 		}
 		casts[i] = fmt.Sprintf("u.c%d::%s", i+1, typ)
-		arr := make(pgtype.FlatArray[*string], len(rows))
-		col := texts[i*len(rows) : (i+1)*len(rows)]
+		arr := ptrs[i*len(rows) : (i+1)*len(rows)]
 		for j, r := range rows {
-			t, ok := pgText(r[c], ct.json)
-			if !ok {
+			e := &elems[i*len(rows)+j]
+			var ok bool
+			if e.Text, ok = pgText(r[c], ct.json); !ok {
 				return nil, nil, false
 			}
-			if t.Valid {
-				col[j] = t.String
-				arr[j] = &col[j]
-			}
+			arr[j] = e
 		}
 		arrays[i] = arr
 	}
 	return arrays, casts, true
+}
+
+// pgElem is one array element (NULL when not Valid).
+type pgElem struct{ pgtype.Text }
+
+// TextValue implements pgtype.TextValuer on the pointer, so that an array
+// of them is encoded without boxing each element.
+func (e *pgElem) TextValue() (pgtype.Text, error) {
+	if e == nil {
+		return pgtype.Text{}, nil
+	}
+	return e.Text, nil
 }
 
 // pgText is a value's text form as its column's input function reads it:
