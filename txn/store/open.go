@@ -19,7 +19,8 @@ type Options struct {
 	// MaxConns bounds the PostgreSQL connection pool (default 32).
 	MaxConns int
 	// CommitWorkers is how many group commits may be in flight at once on
-	// PostgreSQL (default 2: fewer, larger batches cost PostgreSQL less CPU).
+	// PostgreSQL (default 1: fewer, larger batches cost PostgreSQL and the
+	// coordinator less CPU).
 	CommitWorkers int
 }
 
