@@ -3,8 +3,12 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -70,5 +74,51 @@ func TestLazyInputMatchesEager(t *testing.T) {
 		if got == nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s:\nlazy  %v\neager %v", q, got, want)
 		}
+	}
+}
+
+// TestConcurrentChecks: concurrent Checks sharing one server (policy,
+// token and claims caches, decision ring) are each answered with their own
+// request's decision and logged once.
+func TestConcurrentChecks(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "p.rego", header+"allow if { startswith(input.canonical_path, \"/ok/\") }\n")
+	// A long policy deadline: under -race on a loaded machine a decision can
+	// take longer than the default 100ms, which would be a (correct) deny.
+	s := newTestServer(t, dir, Options{RingSize: 10000, Timeout: time.Minute})
+	const goroutines, each = 64, 40
+	errs := make(chan string, goroutines*each)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				allow := (g+i)%2 == 0
+				path := fmt.Sprintf("/no/%d/%d", g, i)
+				if allow {
+					path = fmt.Sprintf("/ok/%d/%d", g, i)
+				}
+				resp, err := s.Check(context.Background(), checkRequest("GET", path, nil, ""))
+				if err != nil || (httpStatus(resp) == 200) != allow {
+					errs <- fmt.Sprintf("%s: status %d, err %v", path, httpStatus(resp), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	seen := map[string]bool{}
+	for _, e := range s.Decisions() {
+		if seen[e.Path] || e.Allowed != strings.HasPrefix(e.Path, "/ok/") {
+			t.Fatalf("decision log entry %+v (seen before: %v)", e, seen[e.Path])
+		}
+		seen[e.Path] = true
+	}
+	if len(seen) != goroutines*each {
+		t.Fatalf("%d decisions logged, want %d", len(seen), goroutines*each)
 	}
 }
