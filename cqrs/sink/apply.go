@@ -178,8 +178,8 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		return res, fmt.Errorf("read offsets: %w", err)
 	}
 	newMarks := map[string]uint64{}
-	states := make(map[string]*keyState, len(ops))
-	var stateOrder []*keyState
+	states := make(map[string]int, len(ops))    // key → index in stateOrder
+	stateOrder := make([]keyState, 0, len(ops)) // one allocation for every key's fold
 	for _, op := range ops {
 		if op.Seq > 0 && op.Seq <= marks[op.Lane] {
 			res.Skipped++
@@ -189,13 +189,13 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 		if op.Seq > newMarks[op.Lane] {
 			newMarks[op.Lane] = op.Seq
 		}
-		st := states[op.Row.Key]
-		if st == nil {
-			st = &keyState{rule: op.Rule, first: op.Row.Values}
-			states[op.Row.Key] = st
-			stateOrder = append(stateOrder, st)
+		i, ok := states[op.Row.Key]
+		if !ok {
+			i = len(stateOrder)
+			states[op.Row.Key] = i
+			stateOrder = append(stateOrder, keyState{rule: op.Rule, first: op.Row.Values})
 		}
-		fold(st, op)
+		fold(&stateOrder[i], op)
 	}
 	if len(states) == 0 {
 		return res, nil
@@ -206,7 +206,8 @@ func (s *Sink) applyView(ctx context.Context, tx Tx, view string, ops []Op) (Res
 	var groupOrder []string
 	groupCols := map[string][]string{}
 	whole := map[*rules.Rule]ruleCols{}
-	for _, st := range stateOrder {
+	for i := range stateOrder {
+		st := &stateOrder[i]
 		if st.deleted {
 			key := make(map[string]any, len(pk))
 			for _, c := range pk {
