@@ -48,10 +48,27 @@ func TestAnswersAreEncodingJSON(t *testing.T) {
 	if code != 201 || string(b) != "{\"branch_id\":\"b1\",\"txn_id\":\"a1\"}\n" {
 		t.Fatalf("register %d %q", code, b)
 	}
+	// Registrations the fast reader declines go through encoding/json; errors stay as they were.
+	code, b = raw("POST", base+"/a1/branches", "application/json", "{ \"branch_id\" : \"b2\", \"confirm\": \""+part+"/c\" }")
+	if code != 201 || string(b) != "{\"branch_id\":\"b2\",\"txn_id\":\"a1\"}\n" {
+		t.Fatalf("register with spaces %d %q", code, b)
+	}
+	code, b = raw("POST", base+"/a1/branches", "application/json", `{"branch_id":"b3","confirm":`)
+	if code != 400 || !bytes.Contains(b, []byte("malformed body")) {
+		t.Fatalf("malformed register %d %s", code, b)
+	}
+	code, b = raw("POST", base+"/a1/branches", "application/json", `{"branch_id":"b3","payload":"`+strings.Repeat("x", 3<<20)+`"}`)
+	if code != 413 {
+		t.Fatalf("oversized register %d %.80s", code, b)
+	}
+	code, _ = raw("POST", base+"/a1/branches", "application/json", `{"branch_id":"b0","confirm":"`+part+`/c","payload":{ "n" : 1 }}`) // the payload kept as written: the same registration
+	if code != 201 {
+		t.Fatalf("same registration again: %d", code)
+	}
 	// GET answers the same document encoding/json makes of the view.
 	code, b = raw("GET", base+"/a1", "", "")
 	var v wire.TxnView
-	if err := json.Unmarshal(b, &v); err != nil || code != 200 || len(v.Branches) != 2 {
+	if err := json.Unmarshal(b, &v); err != nil || code != 200 || len(v.Branches) != 3 {
 		t.Fatalf("get %d %s", code, b)
 	}
 	want, _ := json.Marshal(v)

@@ -4,8 +4,10 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -135,6 +137,25 @@ func bind(c echo.Context, v any) error {
 	return nil
 }
 
+// bindBranch is bind for a branch registration (two per transaction): a JSON
+// body in the shape clients write is read by wire.DecodeBranch, any other by bind.
+func bindBranch(c echo.Context, b *wire.Branch) error {
+	req := c.Request()
+	base, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
+	if req.ContentLength == 0 || strings.TrimSpace(base) != echo.MIMEApplicationJSON {
+		return bind(c, b)
+	}
+	raw, err := io.ReadAll(req.Body) // bounded by the BodyLimit middleware (413 past it)
+	if err != nil {
+		return err
+	}
+	if wire.DecodeBranch(raw, b) {
+		return nil
+	}
+	req.Body = io.NopCloser(bytes.NewReader(raw))
+	return bind(c, b)
+}
+
 func toString(v any) string {
 	if s, ok := v.(string); ok {
 		return s
@@ -228,7 +249,7 @@ func (h *handler) list(c echo.Context) error {
 
 func (h *handler) register(c echo.Context) error {
 	var b wire.Branch
-	if err := bind(c, &b); err != nil {
+	if err := bindBranch(c, &b); err != nil {
 		return err
 	}
 	if err := h.c.Register(c.Request().Context(), c.Param("id"), b.Store()); err != nil {

@@ -178,3 +178,75 @@ func AppendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// DecodeBranch reads a branch registration as json.Unmarshal would, directly
+// when it has the shape clients write (keys branch_id, confirm, cancel and
+// method as plain strings, no white space, payload last), and reports false
+// when it does not: decode it with encoding/json then.
+func DecodeBranch(raw []byte, b *Branch) bool {
+	var out Branch
+	rest, ok := bytes.CutPrefix(raw, []byte{'{'})
+	if !ok || len(rest) == 0 || rest[len(rest)-1] != '}' {
+		return false
+	}
+	rest = rest[:len(rest)-1]
+	for len(rest) > 0 {
+		key, r, ok := plainString(rest)
+		if !ok || len(r) == 0 || r[0] != ':' {
+			return false
+		}
+		r = r[1:]
+		if key == "payload" { // the last key: the rest is its value, kept as written
+			if len(r) == 0 || isSpace(r[0]) || isSpace(r[len(r)-1]) || !json.Valid(r) {
+				return false
+			}
+			out.Payload = append(json.RawMessage(nil), r...)
+			*b = out
+			return true
+		}
+		var v string
+		if v, r, ok = plainString(r); !ok {
+			return false
+		}
+		switch key {
+		case "branch_id":
+			out.ID = v
+		case "confirm":
+			out.Confirm = v
+		case "cancel":
+			out.Cancel = v
+		case "method":
+			out.Method = v
+		default:
+			return false
+		}
+		if len(r) > 0 {
+			if r[0] != ',' || len(r) == 1 {
+				return false
+			}
+			r = r[1:]
+		}
+		rest = r
+	}
+	*b = out
+	return true
+}
+
+// plainString reads a JSON string without escapes, control or non-ASCII
+// bytes (what a decoder would copy unchanged) at the start of b.
+func plainString(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return string(b[1:i]), b[i+1:], true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -38,3 +38,41 @@ func TestAppendViewMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// DecodeBranch reads what json.Unmarshal reads, or declines.
+func TestDecodeBranchIsEncodingJSON(t *testing.T) {
+	bodies := []string{
+		`{"branch_id":"b0","confirm":"http://127.0.0.1:1/c","cancel":"http://127.0.0.1:1/k","payload":{"amount":1}}`,
+		`{"branch_id":"b0","confirm":"http://h/c","method":"PUT","payload":"a b"}`,
+		`{"cancel":"http://h/k","branch_id":"b1"}`,
+		`{"branch_id":"b0","payload":null}`,
+		`{"branch_id":"b0","payload":[1, {"x":"y z"}]}`,
+		`{}`,
+		`{"branch_id":"b0","branch_id":"b1"}`,
+		// declined (encoding/json decides): spaces, escapes, other keys, bad JSON
+		`{ "branch_id":"b0"}`, `{"branch_id":"b\u0030"}`, `{"branch_id":"é"}`, `{"branch_id":"b0","extra":1}`,
+		`{"branch_id":"b0",}`, `{"branch_id":"b0","payload": {"a":1}}`, `{"branch_id":"b0","payload":{"a":1},"method":"PUT"}`,
+		`{"branch_id":"b0","payload":{"a":}`, `{"branch_id":null}`, `{"branch_id":"b0"`, `[]`, ``, `{"branch_id":"b0","payload":}`,
+	}
+	for _, raw := range bodies {
+		var want Branch
+		werr := json.Unmarshal([]byte(raw), &want)
+		var got Branch
+		if !DecodeBranch([]byte(raw), &got) {
+			continue // the caller decodes it with encoding/json
+		}
+		if werr != nil {
+			t.Errorf("DecodeBranch accepted %s, encoding/json says %v", raw, werr)
+			continue
+		}
+		if got.ID != want.ID || got.Confirm != want.Confirm || got.Cancel != want.Cancel || got.Method != want.Method || string(got.Payload) != string(want.Payload) {
+			t.Errorf("DecodeBranch(%s) = %+v, encoding/json %+v", raw, got, want)
+		}
+	}
+	for _, raw := range bodies[:7] {
+		var b Branch
+		if !DecodeBranch([]byte(raw), &b) {
+			t.Errorf("DecodeBranch declined %s", raw)
+		}
+	}
+}
