@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	commonrl "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -73,7 +74,10 @@ func extAuthzFixture(b *testing.B) (*authz.Server, []*authv3.CheckRequest) {
 			return
 		}
 		v, _ := jwt.New([]jwt.Provider{{Issuer: is.URL(), Audiences: []string{"shop"}}}, jwt.Options{})
-		f.s = authz.New(authz.Options{Tokens: v})
+		// A deadline far above any decision: on a loaded machine a decision
+		// can wait past the default 100ms and be denied (fail-closed, as
+		// designed), which would stop the benchmark; it measures CPU here.
+		f.s = authz.New(authz.Options{Tokens: v, Timeout: 10 * time.Second})
 		if f.err = f.s.Reload(context.Background(), policyDir, ""); f.err != nil {
 			return
 		}
