@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rosenmesh/rosen/txn/coordinator"
+	"github.com/rosenmesh/rosen/txn/jsontext"
 	"github.com/rosenmesh/rosen/txn/store"
 	"github.com/rosenmesh/rosen/txn/wire"
 )
@@ -259,9 +260,9 @@ func (h *handler) register(c echo.Context) error {
 	id := c.Param("id")
 	out := make([]byte, 0, 32+len(id)+len(b.ID))
 	out = append(out, `{"branch_id":`...)
-	out = wire.AppendString(out, b.ID)
+	out = jsontext.AppendString(out, b.ID)
 	out = append(out, `,"txn_id":`...)
-	out = wire.AppendString(out, id)
+	out = jsontext.AppendString(out, id)
 	out = append(out, "}\n"...)
 	return c.JSONBlob(http.StatusCreated, out)
 }

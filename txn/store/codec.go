@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/rosenmesh/rosen/txn/jsontext"
 )
 
 // The JSON columns (actions, policy, headers) are written and read on every
@@ -18,10 +19,10 @@ import (
 func marshalAction(a Action) []byte {
 	b := make([]byte, 0, 16+len(a.URL)+len(a.Method)+base64.StdEncoding.EncodedLen(len(a.Body)))
 	b = append(b, `{"url":`...)
-	b = appendJSONString(b, a.URL)
+	b = jsontext.AppendString(b, a.URL)
 	if a.Method != "" {
 		b = append(b, `,"method":`...)
-		b = appendJSONString(b, a.Method)
+		b = jsontext.AppendString(b, a.Method)
 	}
 	if len(a.Body) > 0 {
 		b = append(b, `,"body":"`...)
@@ -45,17 +46,17 @@ func fastAction(raw []byte, a *Action) bool {
 	if !ok {
 		return false
 	}
-	if a.URL, rest, ok = plainString(rest); !ok {
+	if a.URL, rest, ok = jsontext.PlainString(rest); !ok {
 		return false
 	}
 	if r, found := bytes.CutPrefix(rest, []byte(`,"method":`)); found {
-		if a.Method, rest, ok = plainString(r); !ok {
+		if a.Method, rest, ok = jsontext.PlainString(r); !ok {
 			return false
 		}
 	}
 	if r, found := bytes.CutPrefix(rest, []byte(`,"body":`)); found {
 		var s string
-		if s, rest, ok = plainString(r); !ok {
+		if s, rest, ok = jsontext.PlainString(r); !ok {
 			return false
 		}
 		body, err := base64.StdEncoding.DecodeString(s)
@@ -65,36 +66,6 @@ func fastAction(raw []byte, a *Action) bool {
 		a.Body = body
 	}
 	return len(rest) == 1 && rest[0] == '}'
-}
-
-// plainString reads a JSON string without escapes (nor anything a decoder
-// would change: control or non-ASCII bytes) at the start of b.
-func plainString(b []byte) (string, []byte, bool) {
-	if len(b) == 0 || b[0] != '"' {
-		return "", nil, false
-	}
-	for i := 1; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return string(b[1:i]), b[i+1:], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return "", nil, false
-		}
-	}
-	return "", nil, false
-}
-
-// appendJSONString appends s as encoding/json writes a string.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
-			raw, _ := json.Marshal(s)
-			return append(b, raw...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // marshalPolicy is json.Marshal(p).

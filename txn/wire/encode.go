@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/rosenmesh/rosen/txn/jsontext"
 	"github.com/rosenmesh/rosen/txn/store"
 )
 
@@ -16,21 +16,21 @@ import (
 // API answers begin, commit and get with it on the hot path.
 func AppendView(b []byte, t *store.Txn) []byte {
 	b = append(b, `{"id":`...)
-	b = AppendString(b, t.ID)
+	b = jsontext.AppendString(b, t.ID)
 	b = append(b, `,"state":`...)
-	b = AppendString(b, string(t.State))
+	b = jsontext.AppendString(b, string(t.State))
 	if t.StuckPhase != "" {
 		b = append(b, `,"stuck_phase":`...)
-		b = AppendString(b, string(t.StuckPhase))
+		b = jsontext.AppendString(b, string(t.StuckPhase))
 	}
 	if t.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = AppendString(b, t.Reason)
+		b = jsontext.AppendString(b, t.Reason)
 	}
 	b = append(b, `,"retry":{"initial":`...)
-	b = AppendString(b, t.Policy.Initial.String())
+	b = jsontext.AppendString(b, t.Policy.Initial.String())
 	b = append(b, `,"max":`...)
-	b = AppendString(b, t.Policy.Max.String())
+	b = jsontext.AppendString(b, t.Policy.Max.String())
 	b = append(b, `,"limit":`...)
 	b = strconv.AppendInt(b, int64(t.Policy.Limit), 10)
 	b = append(b, '}')
@@ -45,9 +45,9 @@ func AppendView(b []byte, t *store.Txn) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendString(b, k)
+			b = jsontext.AppendString(b, k)
 			b = append(b, ':')
-			b = AppendString(b, t.Headers[k])
+			b = jsontext.AppendString(b, t.Headers[k])
 		}
 		b = append(b, '}')
 	}
@@ -67,13 +67,13 @@ func AppendView(b []byte, t *store.Txn) []byte {
 	}
 	if t.Owner != "" {
 		b = append(b, `,"owner":`...)
-		b = AppendString(b, t.Owner)
+		b = jsontext.AppendString(b, t.Owner)
 	}
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(t.Attempts), 10)
 	if t.LastError != "" {
 		b = append(b, `,"last_error":`...)
-		b = AppendString(b, t.LastError)
+		b = jsontext.AppendString(b, t.LastError)
 	}
 	if len(t.Branches) > 0 {
 		b = append(b, `,"branches":[`...)
@@ -90,9 +90,9 @@ func AppendView(b []byte, t *store.Txn) []byte {
 
 func appendBranch(b []byte, br *store.Branch) []byte {
 	b = append(b, `{"branch_id":`...)
-	b = AppendString(b, br.ID)
+	b = jsontext.AppendString(b, br.ID)
 	b = append(b, `,"state":`...)
-	b = AppendString(b, string(br.State))
+	b = jsontext.AppendString(b, string(br.State))
 	b = append(b, `,"confirm":`...)
 	b = appendAction(b, br.Confirm)
 	b = append(b, `,"cancel":`...)
@@ -101,7 +101,7 @@ func appendBranch(b []byte, br *store.Branch) []byte {
 	b = strconv.AppendInt(b, int64(br.Attempts), 10)
 	if br.LastError != "" {
 		b = append(b, `,"last_error":`...)
-		b = AppendString(b, br.LastError)
+		b = jsontext.AppendString(b, br.LastError)
 	}
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, br.UpdatedAt)
@@ -115,7 +115,7 @@ func appendAction(b []byte, a store.Action) []byte {
 	comma := false
 	if a.URL != "" {
 		b = append(b, `"url":`...)
-		b = AppendString(b, a.URL)
+		b = jsontext.AppendString(b, a.URL)
 		comma = true
 	}
 	if a.Method != "" {
@@ -123,7 +123,7 @@ func appendAction(b []byte, a store.Action) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `"method":`...)
-		b = AppendString(b, a.Method)
+		b = jsontext.AppendString(b, a.Method)
 		comma = true
 	}
 	if len(a.Body) > 0 {
@@ -133,7 +133,7 @@ func appendAction(b []byte, a store.Action) []byte {
 		b = append(b, `"body":`...)
 		switch {
 		case !json.Valid(a.Body):
-			b = AppendString(b, string(a.Body))
+			b = jsontext.AppendString(b, string(a.Body))
 		case plainJSON(a.Body):
 			b = append(b, a.Body...)
 		default:
@@ -165,20 +165,6 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
-// AppendString appends s as a JSON string, exactly as encoding/json writes it.
-func AppendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
-			raw, _ := json.Marshal(s)
-			return append(b, raw...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
 // DecodeBranch reads a branch registration as json.Unmarshal would, directly
 // when it has the shape clients write (keys branch_id, confirm, cancel and
 // method as plain strings, no white space, payload last), and reports false
@@ -191,7 +177,7 @@ func DecodeBranch(raw []byte, b *Branch) bool {
 	}
 	rest = rest[:len(rest)-1]
 	for len(rest) > 0 {
-		key, r, ok := plainString(rest)
+		key, r, ok := jsontext.PlainString(rest)
 		if !ok || len(r) == 0 || r[0] != ':' {
 			return false
 		}
@@ -205,7 +191,7 @@ func DecodeBranch(raw []byte, b *Branch) bool {
 			return true
 		}
 		var v string
-		if v, r, ok = plainString(r); !ok {
+		if v, r, ok = jsontext.PlainString(r); !ok {
 			return false
 		}
 		switch key {
@@ -230,23 +216,6 @@ func DecodeBranch(raw []byte, b *Branch) bool {
 	}
 	*b = out
 	return true
-}
-
-// plainString reads a JSON string without escapes, control or non-ASCII
-// bytes (what a decoder would copy unchanged) at the start of b.
-func plainString(b []byte) (string, []byte, bool) {
-	if len(b) == 0 || b[0] != '"' {
-		return "", nil, false
-	}
-	for i := 1; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return string(b[1:i]), b[i+1:], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return "", nil, false
-		}
-	}
-	return "", nil, false
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

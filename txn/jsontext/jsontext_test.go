@@ -1,0 +1,28 @@
+package jsontext
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestAppendStringIsEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote"`, `back\slash`, "tab\t", "<html>&", "é", "\u2028", "\xff"} {
+		want, _ := json.Marshal(s)
+		if got := AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("%q: %s, want x%s", s, got, want)
+		}
+	}
+}
+
+func TestPlainString(t *testing.T) {
+	s, rest, ok := PlainString([]byte(`"abc",1`))
+	if !ok || s != "abc" || string(rest) != ",1" {
+		t.Fatalf("plain: %q %q %v", s, rest, ok)
+	}
+	// Anything encoding/json would change or reject is left to it.
+	for _, in := range []string{`"a\"b"`, "\"tab\t\"", `"é"`, `"open`, `abc`, ``} {
+		if _, _, ok := PlainString([]byte(in)); ok {
+			t.Errorf("%q read as plain", in)
+		}
+	}
+}
