@@ -190,15 +190,7 @@ func run(addr string, tokens []string, serverPID, users, workers int, gogc, rate
 			err := conns[i%len(conns)].Invoke(ctx, authv3.Authorization_Check_FullMethodName, reqs[i%len(reqs)], resp)
 			return err == nil && resp.GetOkResponse() != nil, err
 		}
-		phase(send, rate, 2*time.Second) // warm-up, not reported
-		srv0, self0 := procCPU(serverPID), selfCPU()
-		res := phase(send, rate, duration)
-		srv1, self1 := procCPU(serverPID), selfCPU()
-		if serverPID != 0 && srv0 >= 0 && srv1 >= 0 {
-			res.srvCPU = (srv1 - srv0) / time.Duration(res.sent)
-		}
-		res.loadCPU = (self1 - self0) / time.Duration(res.sent)
-		fmt.Println(res)
+		fmt.Println(measuredPhase(send, rate, duration, serverPID))
 	}
 	return nil
 }
@@ -268,6 +260,21 @@ func (r result) String() string {
 	}
 	return fmt.Sprintf("%d  %d  %d  %d  %s  %s  %s  %s  %.0f/s  %s  %s  %s  %s  %s", r.rate, r.sent, r.errors, r.denied,
 		q(0.5), q(0.9), q(0.99), q(1), r.perSecond(), c(0.5), c(0.99), c(1), cpu(r.srvCPU), cpu(r.loadCPU))
+}
+
+// measuredPhase runs a 2 s warm-up (not reported), then a phase of d at
+// rate, with the CPU time of the server (serverPID, 0 if unknown) and of
+// this process per request sent.
+func measuredPhase(send func(ctx context.Context, i int) (bool, error), rate int, d time.Duration, serverPID int) result {
+	phase(send, rate, 2*time.Second)
+	srv0, self0 := procCPU(serverPID), selfCPU()
+	res := phase(send, rate, d)
+	srv1, self1 := procCPU(serverPID), selfCPU()
+	if serverPID != 0 && srv0 >= 0 && srv1 >= 0 {
+		res.srvCPU = (srv1 - srv0) / time.Duration(res.sent)
+	}
+	res.loadCPU = (self1 - self0) / time.Duration(res.sent)
+	return res
 }
 
 // phase calls send rate times a second for d, open loop: request i is due

@@ -62,15 +62,7 @@ func runRLS(target, domain string, users, serverPID int, rates string, duration 
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("rate %q", r)
 		}
-		phase(send, rate, 2*time.Second) // warm-up, not reported
-		srv0, self0 := procCPU(serverPID), selfCPU()
-		res := phase(send, rate, duration)
-		srv1, self1 := procCPU(serverPID), selfCPU()
-		if serverPID != 0 && srv0 >= 0 && srv1 >= 0 {
-			res.srvCPU = (srv1 - srv0) / time.Duration(res.sent)
-		}
-		res.loadCPU = (self1 - self0) / time.Duration(res.sent)
-		fmt.Println(res)
+		fmt.Println(measuredPhase(send, rate, duration, serverPID))
 	}
 	return nil
 }
