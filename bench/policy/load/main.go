@@ -52,6 +52,7 @@ func main() {
 	serverPID := flag.Int("server-pid", 0, "with -addr: the server's pid, to report its CPU per request")
 	gogc := flag.String("serve-gogc", "", "GOGC for the child server (empty: inherit)")
 	workers := flag.Int("serve-workers", 0, "grpc.NumStreamWorkers for the child server (0: grpc-go's default, a goroutine per stream)")
+	floor := flag.Bool("grpc-floor", false, "the child server answers every Check with an empty OK and runs no policy: gRPC's own cost and latency here, the floor under any handler")
 	flag.Parse()
 	if *rls {
 		if err := runRLS(*target, *domain, *users, *serverPID, *rates, *duration, *conns); err != nil {
@@ -61,7 +62,7 @@ func main() {
 		return
 	}
 	if *serveMode {
-		if err := serve(*users, *workers); err != nil {
+		if err := serve(*users, *workers, *floor); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -94,16 +95,16 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); _ = out.Close() }()
 	}
-	if err := run(*addr, toks, *serverPID, *users, *workers, *gogc, *rates, *duration, *conns); err != nil {
+	if err := run(*addr, toks, *serverPID, *users, *workers, *floor, *gogc, *rates, *duration, *conns); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, tokens []string, serverPID, users, workers int, gogc, rates string, duration time.Duration, nconns int) error {
+func run(addr string, tokens []string, serverPID, users, workers int, floor bool, gogc, rates string, duration time.Duration, nconns int) error {
 	if addr == "" {
-		child := exec.Command(os.Args[0], "-serve", "-users", strconv.Itoa(users), "-serve-workers", strconv.Itoa(workers))
+		child := exec.Command(os.Args[0], "-serve", "-users", strconv.Itoa(users), "-serve-workers", strconv.Itoa(workers), "-grpc-floor="+strconv.FormatBool(floor))
 		child.Stderr = os.Stderr
 		if gogc != "" {
 			child.Env = append(os.Environ(), "GOGC="+gogc)
@@ -141,7 +142,7 @@ func run(addr string, tokens []string, serverPID, users, workers int, gogc, rate
 			tokens[i] = strings.TrimSpace(tokens[i])
 		}
 		serverPID = child.Process.Pid
-		fmt.Printf("server pid %d on %s, %d stream workers, GOGC %q\n", serverPID, addr, workers, gogc)
+		fmt.Printf("server pid %d on %s, %d stream workers, GOGC %q, grpc floor (empty OK, no policy) %v\n", serverPID, addr, workers, gogc, floor)
 	}
 	if !strings.HasPrefix(addr, "127.") && !strings.HasPrefix(addr, "localhost:") {
 		return fmt.Errorf("-addr %s: only loopback targets", addr)

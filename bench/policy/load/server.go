@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
 	"github.com/rosenmesh/rosen/controlplane/xds"
@@ -33,8 +34,11 @@ func twentyRules() string {
 // an in-process OIDC issuer) on 127.0.0.1 with the gRPC server options
 // `rosen serve` uses, prints "addr N" and then N tokens (user i: sub u<i>,
 // role r<i mod 20>), one a line, on stdout for the load process, and serves
-// until stdin closes. workers > 0 sets grpc.NumStreamWorkers.
-func serve(users, workers int) error {
+// until stdin closes. workers > 0 sets grpc.NumStreamWorkers. With floor,
+// the gRPC server answers every Check with an empty OK and does nothing
+// else: the transport's own cost and latency on this machine, the floor
+// under any ext_authz handler (not Rosen's answer: a measurement only).
+func serve(users, workers int, floor bool) error {
 	if users <= 0 {
 		return fmt.Errorf("-users %d: must be positive", users)
 	}
@@ -86,7 +90,11 @@ func serve(users, workers int) error {
 		opts = append(opts, grpc.NumStreamWorkers(uint32(workers)))
 	}
 	g := grpc.NewServer(opts...)
-	s.Register(g)
+	if floor {
+		authv3.RegisterAuthorizationServer(g, floorServer{})
+	} else {
+		s.Register(g)
+	}
 	go func() { _ = g.Serve(lis) }()
 	w := bufio.NewWriter(os.Stdout)
 	fmt.Fprintf(w, "%s %d\n", lis.Addr(), len(toks))
@@ -99,4 +107,13 @@ func serve(users, workers int) error {
 	_, _ = os.Stdin.Read(make([]byte, 1)) // the parent closes stdin to stop us
 	g.Stop()
 	return nil
+}
+
+// floorServer answers every Check with an empty OK response (-grpc-floor).
+type floorServer struct {
+	authv3.UnimplementedAuthorizationServer
+}
+
+func (floorServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return &authv3.CheckResponse{HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
 }
