@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -93,6 +94,9 @@ func ParseYAMLReusing(file string, data []byte, prev []*Object) ([]*Object, erro
 		firstLine int
 		text      string
 	}
+	if !utf8.Valid(data) {
+		return nil, model.Errors{notText(file, data)}.Err()
+	}
 	old := make(map[docKey]*Object, len(prev))
 	for _, o := range prev {
 		if o.File == file && o.text != nil {
@@ -114,6 +118,25 @@ func ParseYAMLReusing(file string, data []byte, prev []*Object) ([]*Object, erro
 		objs = append(objs, o)
 	}
 	return objs, errs.Err()
+}
+
+// notText reports a file that is not UTF-8 (YAML must be: an image, an
+// archive or a file in another encoding lands here) at the line of its first
+// invalid byte, instead of the parser's "invalid trailing UTF-8 octet".
+func notText(file string, data []byte) error {
+	line, i := 1, 0
+	for i < len(data) {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		if r == '\n' {
+			line++
+		}
+		i += n
+	}
+	return model.Errorf(model.Source{File: fmt.Sprintf("%s:%d", file, line)}, "",
+		"not UTF-8 text (byte 0x%02x at offset %d; a binary file?): config files are YAML in UTF-8", data[i], i)
 }
 
 // yamlLine matches the line number in a YAML parser error.

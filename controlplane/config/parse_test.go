@@ -105,6 +105,10 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"duplicate key", "apiVersion: v1\nkind: Service\nkind: Service\nmetadata: {name: s}\n",
 			[]string{`f.yaml:3: invalid YAML: key "kind" already set in map`}},
 		{"not a mapping", "- a\n- b\n", []string{`f.yaml:1: invalid document: expected a mapping with apiVersion, kind and metadata`}},
+		{"binary file", "apiVersion: v1\nkind: Service\n\x89PNG\r\n\x1a\n\x00\xff",
+			[]string{`f.yaml:3: not UTF-8 text (byte 0x89 at offset 29; a binary file?): config files are YAML in UTF-8`}},
+		{"latin-1 text", "apiVersion: v1\nkind: Service\nmetadata: {name: caf\xe9}\n",
+			[]string{`f.yaml:3: not UTF-8 text (byte 0xe9 at offset 49; a binary file?): config files are YAML in UTF-8`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
