@@ -135,6 +135,13 @@ func newCQRSServeCommand(g *globalFlags) *cobra.Command {
 				}
 				return nil
 			}, func(ctx context.Context, log *zap.Logger) error {
+				if f.natsURL == "" { // the embedded event store lives in the folder: one server
+					release, err := lockData(dataDir)
+					if err != nil {
+						return err
+					}
+					defer release()
+				}
 				reg := prometheus.NewRegistry()
 				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 				svc, err := f.open(ctx, log, reg, dataDir)

@@ -61,9 +61,11 @@ func newServeCommand(g *globalFlags) *cobra.Command {
 }
 
 func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bool) error {
-	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
-		return fmt.Errorf("--data %s: %w", f.dataDir, err)
+	release, err := lockData(f.dataDir)
+	if err != nil {
+		return err
 	}
+	defer release()
 	dirs := f.configDirs
 	if defaultConfig && kubeOpts.enabled() {
 		dirs = nil // --kubeconfig alone: the clusters are the only source (kube.go)

@@ -155,6 +155,13 @@ func newTxnServeCommand(g *globalFlags) *cobra.Command {
 }
 
 func serveTxnAlone(ctx context.Context, log *zap.Logger, f *txnFlags, httpAddr, grpcAddr, dataDir string) error {
+	if f.storeKind == "sqlite" { // the folder holds the store: one process
+		release, err := lockData(dataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c, st, h, err := f.start(ctx, log, reg, dataDir)
