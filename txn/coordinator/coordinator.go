@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/rosenmesh/rosen/txn/jsontext"
 	"github.com/rosenmesh/rosen/txn/store"
 )
 
@@ -222,7 +223,17 @@ var reserved = map[string]bool{
 	"Content-Type": true, "Content-Length": true, "Host": true,
 }
 
+// MaxPayloadDepth bounds how deeply a branch payload may nest. A
+// transaction's JSON view holds each payload a few levels down, and
+// encoding/json refuses documents nested past 10,000 levels, so a payload
+// near that limit would be stored and then make the transaction unreadable.
+const MaxPayloadDepth = 1000
+
 var headerRe = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_` + "`" + `|~-]{1,100}$`)
+
+// CheckBranch reports what Register would refuse in b before touching the
+// store (ErrBadInput): callers registering several branches check them all first.
+func CheckBranch(b store.Branch) error { return checkBranch(b) }
 
 func checkBranch(b store.Branch) error {
 	if err := checkID("branch id", b.ID); err != nil {
@@ -245,6 +256,9 @@ func checkBranch(b store.Branch) error {
 		}
 		if len(a.Body) > 1<<20 {
 			return fmt.Errorf("%w: branch %s: payload over 1 MiB", ErrBadInput, b.ID)
+		}
+		if jsontext.Depth(a.Body) > MaxPayloadDepth {
+			return fmt.Errorf("%w: branch %s: payload nested deeper than %d levels", ErrBadInput, b.ID, MaxPayloadDepth)
 		}
 	}
 	return nil
@@ -280,6 +294,11 @@ func (c *Coordinator) Begin(ctx context.Context, r BeginRequest) (*store.Txn, er
 		}
 		if k == HeaderTrace || ck == "Traceparent" {
 			ck = HeaderTrace
+		}
+		if _, dup := headers[ck]; dup {
+			// Names differ only in case: one header on the wire, and which
+			// value won would depend on map order. Refuse instead of guessing.
+			return nil, fmt.Errorf("%w: header %q is given twice (header names are case-insensitive)", ErrBadInput, ck)
 		}
 		headers[ck] = v
 	}

@@ -38,3 +38,34 @@ func PlainString(b []byte) (s string, rest []byte, ok bool) {
 	}
 	return "", nil, false
 }
+
+// Depth is how deeply the JSON text b nests arrays and objects (0 for a
+// scalar or empty text). It counts brackets outside strings and does not
+// validate; run it on text known to be valid JSON.
+func Depth(b []byte) int {
+	depth, max, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // skip the escaped byte (a quote or backslash among them)
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return max
+}

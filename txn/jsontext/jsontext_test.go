@@ -2,6 +2,7 @@ package jsontext
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,21 @@ func TestPlainString(t *testing.T) {
 	for _, in := range []string{`"a\"b"`, "\"tab\t\"", `"é"`, `"open`, `abc`, ``} {
 		if _, _, ok := PlainString([]byte(in)); ok {
 			t.Errorf("%q read as plain", in)
+		}
+	}
+}
+
+func TestDepth(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{``, 0}, {`1`, 0}, {`"[[["`, 0}, {`{}`, 1}, {`[[],[[]]]`, 3},
+		{`{"a":"\"[{","b":[{"c":"\\"}]}`, 3}, {`["\\\"]["]`, 1},
+		{strings.Repeat("[", 1001) + strings.Repeat("]", 1001), 1001},
+	} {
+		if got := Depth([]byte(c.in)); got != c.want {
+			t.Errorf("Depth(%.40q) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

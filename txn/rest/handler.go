@@ -4,10 +4,12 @@
 package rest
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,53 +110,73 @@ func (h *handler) errorHandler(err error, c echo.Context) {
 	_ = c.JSON(code, map[string]any{"error": msg, "success": false})
 }
 
-// bind reads a JSON body into v. An application/json body (what every
-// client of this API sends) is decoded directly, as echo's binder would
-// decode it, without its reflection over path and query parameters (none of
-// the bodies has any); any other content type goes through echo's binder.
+// bind reads a JSON body into v as json.Unmarshal does: one JSON value and
+// nothing after it. An empty body sets nothing. The body must be JSON
+// (application/json, any +json type, or no Content-Type): anything else is
+// refused with 415 rather than bound field by field.
 func bind(c echo.Context, v any) error {
-	req := c.Request()
-	if req.ContentLength == 0 {
-		return nil
+	raw, err := readJSONBody(c.Request())
+	if err != nil || len(raw) == 0 {
+		return err
 	}
-	base, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
-	if strings.TrimSpace(base) == echo.MIMEApplicationJSON {
-		if err := (echo.DefaultJSONSerializer{}).Deserialize(c, v); err != nil {
-			var he *echo.HTTPError
-			if errors.As(err, &he) {
-				return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+toString(he.Message))
-			}
-			return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+err.Error())
-		}
-		return nil
-	}
-	if err := c.Bind(v); err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+toString(he.Message))
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+err.Error())
-	}
-	return nil
+	return decodeJSON(raw, v)
 }
 
-// bindBranch is bind for a branch registration (two per transaction): a JSON
-// body in the shape clients write is read by wire.DecodeBranch, any other by bind.
+// bindBranch is bind for a branch registration (two per transaction): a body
+// in the shape clients write is read by wire.DecodeBranch, any other by
+// encoding/json.
 func bindBranch(c echo.Context, b *wire.Branch) error {
-	req := c.Request()
-	base, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
-	if req.ContentLength == 0 || strings.TrimSpace(base) != echo.MIMEApplicationJSON {
-		return bind(c, b)
-	}
-	raw, err := io.ReadAll(req.Body) // bounded by the BodyLimit middleware (413 past it)
-	if err != nil {
+	raw, err := readJSONBody(c.Request())
+	if err != nil || len(raw) == 0 {
 		return err
 	}
 	if wire.DecodeBranch(raw, b) {
 		return nil
 	}
-	req.Body = io.NopCloser(bytes.NewReader(raw))
-	return bind(c, b)
+	return decodeJSON(raw, b)
+}
+
+// readJSONBody reads the whole body (the BodyLimit middleware bounds it:
+// 413 past the limit, with or without Content-Length) after checking that
+// it is JSON. A body that ends early is the client's fault: 400.
+func readJSONBody(req *http.Request) ([]byte, error) {
+	if req.ContentLength == 0 {
+		return nil, nil
+	}
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
+				fmt.Sprintf("Content-Type %q: the body must be JSON (application/json)", ct))
+		}
+	}
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return nil, he // 413 from the body limit
+		}
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+err.Error())
+	}
+	return raw, nil
+}
+
+// decodeJSON is json.Unmarshal with errors worded as echo's binder words them.
+func decodeJSON(raw []byte, v any) error {
+	err := json.Unmarshal(raw, v)
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		msg = fmt.Sprintf("Syntax error: offset=%v, error=%v", se.Offset, se.Error())
+	case errors.As(err, &te):
+		msg = fmt.Sprintf("Unmarshal type error: expected=%v, got=%v, field=%v, offset=%v", te.Type, te.Value, te.Field, te.Offset)
+	}
+	return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+msg)
 }
 
 func toString(v any) string {
@@ -195,7 +217,7 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 // bytes encoding/json writes (and its final newline), unless ?pretty asks
 // for indented output (echo's JSON does that).
 func view(c echo.Context, code int, t *store.Txn) error {
-	if strings.Contains(c.Request().URL.RawQuery, "pretty") {
+	if q := c.Request().URL.RawQuery; q != "" && c.QueryParams().Has("pretty") {
 		return c.JSON(code, wire.View(t))
 	}
 	bp := bufs.Get().(*[]byte)
@@ -287,7 +309,7 @@ func (h *handler) abort(c echo.Context) error {
 	var body struct {
 		Reason string `json:"reason"`
 	}
-	if c.Request().ContentLength > 0 {
+	if c.Request().ContentLength != 0 { // -1: chunked
 		if err := bind(c, &body); err != nil {
 			return err
 		}

@@ -75,13 +75,21 @@ func (h *handler) twistRegister(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	id := c.Param("id")
+	branches := make([]store.Branch, len(b.Tasks))
 	for i, task := range b.Tasks {
 		if task.ID == "" {
 			task.ID = fmt.Sprintf("task-%d", i)
 		}
-		br := store.Branch{ID: task.ID,
+		branches[i] = store.Branch{ID: task.ID,
 			Confirm: store.Action{URL: task.Confirm.URL, Method: task.Confirm.Method, Body: task.Confirm.Body},
 			Cancel:  store.Action{URL: task.Cancel.URL, Method: task.Cancel.Method, Body: task.Cancel.Body}}
+		// Every task is checked before any is registered, so a bad one
+		// leaves none of the others behind.
+		if err := coordinator.CheckBranch(branches[i]); err != nil {
+			return fmt.Errorf("tasks[%d]: %w", i, err)
+		}
+	}
+	for _, br := range branches {
 		if err := h.c.Register(ctx, id, br); err != nil {
 			return err
 		}

@@ -16,6 +16,9 @@ import (
 type Duration time.Duration
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" { // not set, as encoding/json treats null for other types
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var ms float64
