@@ -143,7 +143,7 @@ func readJSONBody(req *http.Request) ([]byte, error) {
 	if req.ContentLength == 0 {
 		return nil, nil
 	}
-	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" && ct != echo.MIMEApplicationJSON {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
 			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
