@@ -18,20 +18,7 @@ func TestAnswersAreEncodingJSON(t *testing.T) {
 	base := srv.URL + "/api/txn/transactions"
 	raw := func(method, url, ctype, body string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Fatalf("%s %s: content type %q", method, url, ct)
-		}
-		return resp.StatusCode, b
+		return call(t, method, url, ctype, strings.NewReader(body))
 	}
 	code, b := raw("POST", base, "application/json; charset=utf-8", `{"id":"a1","headers":{"X-T":"<&>"},"branches":[{"branch_id":"b0","confirm":"`+part+`/c","payload":{ "n" : 1 }}]}`)
 	if code != 201 {
@@ -96,4 +83,24 @@ func TestAnswersAreEncodingJSON(t *testing.T) {
 	if code != 400 || !bytes.Contains(b, []byte("malformed body: Syntax error")) {
 		t.Fatalf("syntax error %d %s", code, b)
 	}
+}
+
+// call sends one request (Content-Type ctype unless empty) and returns the
+// status and body of the answer, which must be JSON.
+func call(t *testing.T, method, url, ctype string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("%s %s: content type %q", method, url, ct)
+	}
+	return resp.StatusCode, b
 }

@@ -20,17 +20,7 @@ func TestHostileBodies(t *testing.T) {
 	base := srv.URL + "/api/txn/transactions"
 	send := func(method, url, ctype string, body io.Reader) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, url, body)
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return call(t, method, url, ctype, body)
 	}
 	str := func(method, url, ctype, body string) (int, []byte) {
 		t.Helper()
