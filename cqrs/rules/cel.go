@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"reflect"
 	"strconv"
@@ -127,6 +128,9 @@ func nativeValue(v ref.Val) (any, error) {
 	case types.Uint:
 		return json.Number(strconv.FormatUint(uint64(x), 10)), nil
 	case types.Double:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, errNonFinite(float64(x))
+		}
 		f := new(big.Float).SetFloat64(float64(x))
 		return json.Number(f.Text('g', -1)), nil
 	case types.String:
@@ -140,5 +144,37 @@ func nativeValue(v ref.Val) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: result of type %s: %w", ErrExpr, v.Type(), err)
 	}
+	if f, ok := nonFinite(pb.(*structpb.Value)); ok {
+		return nil, errNonFinite(f)
+	}
 	return pb.(*structpb.Value).AsInterface(), nil
+}
+
+// ErrNotNumber is a NaN or infinity bound for a column: no database column
+// holds one faithfully (PostgreSQL would store Infinity, the others fail).
+var ErrNotNumber = errors.New("rules: NaN/Inf is not a number a database column can hold")
+
+func errNonFinite(f float64) error { return fmt.Errorf("%w (%v)", ErrNotNumber, f) }
+
+// nonFinite finds a NaN or infinity inside a list or map result (which
+// AsInterface would turn into the strings "NaN" and "Infinity").
+func nonFinite(v *structpb.Value) (float64, bool) {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		f := k.NumberValue
+		return f, math.IsNaN(f) || math.IsInf(f, 0)
+	case *structpb.Value_ListValue:
+		for _, e := range k.ListValue.GetValues() {
+			if f, bad := nonFinite(e); bad {
+				return f, true
+			}
+		}
+	case *structpb.Value_StructValue:
+		for _, e := range k.StructValue.GetFields() {
+			if f, bad := nonFinite(e); bad {
+				return f, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -20,11 +20,24 @@ type Row struct {
 	Full   bool           // insert/upsert: columns not in Values become NULL
 }
 
+// ErrPanic is a panic while one event was matched or projected: the event
+// is dead-lettered with it instead of the process dying (and dying again on
+// the redelivery).
+var ErrPanic = errors.New("rules: evaluation panicked")
+
+// recovered turns a panic into the event's error.
+func recovered(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: %v", ErrPanic, p)
+	}
+}
+
 // Matches evaluates the rule's event type and filter.
-func (r *Rule) Matches(ev *event.Event) (bool, error) {
+func (r *Rule) Matches(ev *event.Event) (ok bool, err error) {
 	if ev.Type != r.Event {
 		return false, nil
 	}
+	defer recovered(&err)
 	if r.prog == nil || r.prog.filter == nil {
 		return true, nil
 	}
@@ -40,7 +53,8 @@ func (r *Rule) Matches(ev *event.Event) (bool, error) {
 }
 
 // Project maps the event into a row of the rule's table.
-func (r *Rule) Project(ev *event.Event) (Row, error) {
+func (r *Rule) Project(ev *event.Event) (_ Row, err error) {
+	defer recovered(&err)
 	row := Row{Values: make(map[string]any, len(r.Mapping)), Delete: r.Method == MethodDelete, Full: r.Method == MethodInsert || r.Method == MethodUpsert}
 	var kbuf [4]string
 	keys := kbuf[:0]

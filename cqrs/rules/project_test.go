@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/rosenmesh/rosen/cqrs/event"
 )
@@ -70,5 +74,62 @@ func TestProjectNestedFilterAndExpr(t *testing.T) {
 	}
 	if _, err := r.Matches(mustEvent(t, `{"type":"orderPlaced","payload":{"total":"many"}}`)); !errors.Is(err, ErrExpr) {
 		t.Fatalf("filter on wrong type err = %v", err)
+	}
+}
+
+// A CEL column that comes out NaN or infinite used to panic in nativeValue
+// (big.Float.SetFloat64(NaN)) and kill the process; now it is that event's
+// error, naming the column.
+func TestNonFiniteExpressionIsTheEventsError(t *testing.T) {
+	r := loadOne(t, `{"rules":[{"event":"x","table":"t","mapping":[{"source":"id","target":"id","primary":true},
+	  {"expr":"double(payload.s)","target":"d","type":"double"},{"expr":"math.sqrt(payload.v)","target":"r"},
+	  {"expr":"payload.n - payload.n","target":"z"},{"expr":"payload.n","target":"inf"},{"expr":"[1.0, payload.n]","target":"list"}]}]}`)
+	cases := map[string]string{
+		`{"type":"x","payload":{"id":3,"s":"NaN"}}`:                "column d: ",
+		`{"type":"x","payload":{"id":3,"s":"-Infinity"}}`:          "column d: ",
+		`{"type":"x","payload":{"id":3,"s":"1","v":-1.0}}`:         "column r: ",
+		`{"type":"x","payload":{"id":3,"s":"1","v":1,"n":1e400}}`:  "column z: ",
+		`{"type":"x","payload":{"id":3,"s":"1","v":1,"n":-1e400}}`: "column z: ",
+	}
+	for js, want := range cases {
+		_, err := r.Project(mustEvent(t, js))
+		if !errors.Is(err, ErrNotNumber) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: err = %v, want ErrNotNumber at %q", js, err, want)
+		}
+	}
+	// Each expression on its own, so the later columns are reached too.
+	for _, c := range []struct{ expr, payload string }{
+		{"payload.n", `{"id":1,"n":1e400}`},
+		{"[1.0, payload.n]", `{"id":1,"n":1e400}`},
+		{"{'a': payload.n - payload.n}", `{"id":1,"n":1e400}`},
+	} {
+		r := loadOne(t, `{"rules":[{"event":"x","table":"t","mapping":[{"source":"id","target":"id","primary":true},{"expr":"`+c.expr+`","target":"c"}]}]}`)
+		if _, err := r.Project(mustEvent(t, `{"type":"x","payload":`+c.payload+`}`)); !errors.Is(err, ErrNotNumber) {
+			t.Fatalf("%s: err = %v", c.expr, err)
+		}
+	}
+	row, err := r.Project(mustEvent(t, `{"type":"x","payload":{"id":3,"s":"2.5","v":4,"n":1}}`))
+	if err != nil || row.Values["d"] != json.Number("2.5") || row.Values["r"] != json.Number("2") {
+		t.Fatalf("finite values: %v %#v", err, row.Values)
+	}
+}
+
+// panicky is a program that panics, as a bug in an evaluator would.
+type panicky struct{ cel.Program }
+
+func (panicky) Eval(any) (ref.Val, *cel.EvalDetails, error) { panic("evaluator bug") }
+
+// A panic while one event is matched or projected is that event's error
+// (a dead letter), not a crash of the process.
+func TestPanicInOneEventIsItsError(t *testing.T) {
+	r := loadOne(t, `{"rules":[{"event":"x","table":"t","filter":"payload.id > 0","mapping":[{"source":"id","target":"id","primary":true},{"expr":"payload.id + 1","target":"next"}]}]}`)
+	ev := mustEvent(t, `{"type":"x","payload":{"id":3}}`)
+	r.prog.exprs[1] = panicky{}
+	if _, err := r.Project(ev); !errors.Is(err, ErrPanic) || !strings.Contains(err.Error(), "evaluator bug") {
+		t.Fatalf("project err = %v", err)
+	}
+	r.prog.filter = panicky{}
+	if _, err := r.Matches(ev); !errors.Is(err, ErrPanic) {
+		t.Fatalf("matches err = %v", err)
 	}
 }
