@@ -61,6 +61,7 @@ type Rule struct {
 	file  string
 	index int
 	prog  *programs
+	kinds []colKind // per mapping: what its (or its table's) declared type accepts
 }
 
 // Mapping maps one source path (or CEL expression) to one column.

@@ -109,6 +109,7 @@ func Load(f Files) (*Config, error) {
 	if err := checkViews(rules); err != nil {
 		return nil, err
 	}
+	shareKinds(rules)
 	cfg.Rules = rules
 	return cfg, nil
 }

@@ -60,8 +60,10 @@ func (c *Config) ruleObject(o RuleObject, before []*Rule) (*Rule, error) {
 			return nil, cfgErr(o.Where, "spec", fmt.Errorf("%w: the same rule (event %q into %s.%s) is defined in %s", ErrInvalid, r.Event, r.Database, r.Table, prev.Where()))
 		}
 	}
-	if err := checkViews(append(append([]*Rule(nil), before...), r)); err != nil {
+	all := append(append([]*Rule(nil), before...), r)
+	if err := checkViews(all); err != nil {
 		return nil, err
 	}
+	shareKindsInto(r, all)
 	return r, nil
 }

@@ -75,6 +75,9 @@ func (r *Rule) Project(ev *event.Event) (_ Row, err error) {
 			if err != nil {
 				return Row{}, fmt.Errorf("column %s: %w", m.Target, err)
 			}
+			if v, err = r.check(i, v); err != nil {
+				return Row{}, err
+			}
 			row.Values[m.Target] = v
 			continue
 		}
@@ -82,6 +85,10 @@ func (r *Rule) Project(ev *event.Event) (_ Row, err error) {
 		if m.Primary {
 			if !found || v == nil {
 				return Row{}, fmt.Errorf("%w: %s (column %s)", ErrNoKey, m.Source, m.Target)
+			}
+			var err error
+			if v, err = r.check(i, v); err != nil {
+				return Row{}, err
 			}
 			s, err := keyText(v)
 			if err != nil {
@@ -94,10 +101,22 @@ func (r *Rule) Project(ev *event.Event) (_ Row, err error) {
 		if row.Delete || !found {
 			continue
 		}
+		v, err := r.check(i, v)
+		if err != nil {
+			return Row{}, err
+		}
 		row.Values[m.Target] = v
 	}
 	row.Key = strings.Join(keys, "\x1f")
 	return row, nil
+}
+
+// check checks the value of mapping i against its column's kind.
+func (r *Rule) check(i int, v any) (any, error) {
+	if i >= len(r.kinds) {
+		return v, nil
+	}
+	return checkValue(r.kinds[i], r.Mapping[i].Target, v)
 }
 
 func keyText(v any) (string, error) {

@@ -85,6 +85,7 @@ func validateRule(r *Rule, cfg *Config) error {
 		return err
 	}
 	r.prog = prog
+	r.setKinds()
 	return nil
 }
 
