@@ -426,6 +426,7 @@ type letter struct {
 
 func (e *Engine) deadLetter(ctx context.Context, letters []letter) error {
 	for _, l := range letters {
+		l.reason = source.TruncateReason(l.reason) // a database error may quote a huge value
 		e.log.Warn("dead letter", zap.String("view", l.rule), zap.Uint64("seq", l.seq), zap.String("reason", l.reason))
 		if e.opts.DeadLetters == nil {
 			continue

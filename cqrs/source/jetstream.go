@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -62,6 +63,8 @@ type EventStore struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// dlqMax and storeMax are the streams' own message size limits (≤ 0: none).
+	dlqMax, storeMax int32
 }
 
 // OpenEventStore connects (or starts the embedded server) and makes sure both streams exist.
@@ -93,12 +96,15 @@ func OpenEventStore(ctx context.Context, cfg JetStreamConfig) (*EventStore, erro
 		s.Close()
 		return nil, fmt.Errorf("source: event store stream %s: %w", cfg.Stream, err)
 	}
-	if _, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	dlq, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: cfg.DeadLetterStream, Subjects: []string{cfg.DeadLetterSubject + ".>"}, Storage: jetstream.FileStorage,
-	}); err != nil {
+	})
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("source: dead-letter stream %s: %w", cfg.DeadLetterStream, err)
 	}
+	s.dlqMax = dlq.CachedInfo().Config.MaxMsgSize
+	s.storeMax = s.stream.CachedInfo().Config.MaxMsgSize
 	return s, nil
 }
 
@@ -199,20 +205,69 @@ func (s *EventStore) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-// DeadLetter stores a rejected event with its reason, waiting for the server's ack.
+// MaxReason bounds a dead letter's reason header: a database error may quote
+// the whole rejected value (a 600 KB number), and reason plus event must fit
+// in one NATS message.
+const MaxReason = 4 << 10
+
+// TruncateReason cuts a reason to at most MaxReason bytes (on a UTF-8
+// boundary), marking the cut.
+func TruncateReason(reason string) string {
+	const mark = "… (truncated)"
+	if len(reason) <= MaxReason {
+		return reason
+	}
+	cut := MaxReason - len(mark)
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + mark
+}
+
+// DeadLetter stores a rejected event with its reason, waiting for the
+// server's ack. The reason is cut to MaxReason. When the letter would still
+// exceed the connection's maximum payload (an event accepted at just under
+// it), the event's data is left out and the letter names it instead
+// (Rosen-Omitted, Rosen-Size, and the event's id, type and key when it
+// decodes): the event itself stays in the event store at Rosen-Seq
+// (Rosen-Stream), so nothing vanishes and the pipeline is not blocked by a
+// letter that can never be stored.
 func (s *EventStore) DeadLetter(ctx context.Context, rule string, seq uint64, reason string, data []byte) error {
 	if rule == "" {
 		rule = "_"
 	}
 	msg := nats.NewMsg(s.cfg.DeadLetterSubject + "." + tokenRE.ReplaceAllString(rule, "_"))
 	msg.Data = data
-	msg.Header.Set("Rosen-Reason", reason)
+	msg.Header.Set("Rosen-Reason", TruncateReason(reason))
 	msg.Header.Set("Rosen-Seq", strconv.FormatUint(seq, 10))
 	msg.Header.Set("Rosen-Rule", rule)
+	if int64(msg.Size()-len(msg.Subject)) > s.maxLetter() {
+		msg.Data = nil
+		msg.Header.Set("Rosen-Omitted", "event data too large for a dead letter; read it from the event store at Rosen-Seq")
+		msg.Header.Set("Rosen-Size", strconv.Itoa(len(data)))
+		msg.Header.Set("Rosen-Stream", s.cfg.Stream)
+		if ev, err := event.Decode(data); err == nil {
+			for k, v := range map[string]string{"Rosen-Event-Id": ev.ID, "Rosen-Event-Type": ev.Type, "Rosen-Event-Key": ev.Key} {
+				if v != "" {
+					msg.Header.Set(k, TruncateReason(v))
+				}
+			}
+		}
+	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("source: dead letter: %w", err)
 	}
 	return nil
+}
+
+// maxLetter is the largest dead letter (headers and data) the connection
+// and the dead-letter stream take.
+func (s *EventStore) maxLetter() int64 {
+	limit := s.nc.MaxPayload()
+	if s.dlqMax > 0 && int64(s.dlqMax) < limit {
+		limit = int64(s.dlqMax)
+	}
+	return limit
 }
 
 // DeadLetterCount is how many dead letters are stored.
