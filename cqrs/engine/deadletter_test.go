@@ -2,10 +2,15 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,5 +145,64 @@ func TestOversizedDeadLetterDoesNotBlock(t *testing.T) {
 	if len(letters) != 1 || letters[0].Header.Get("Rosen-Seq") != fmt.Sprint(big) || letters[0].Header.Get("Rosen-Event-Type") != "zz" ||
 		!strings.Contains(letters[0].Header.Get("Rosen-Reason"), `no rule for event type "zz"`) {
 		t.Fatalf("dead letters = %+v", letters)
+	}
+}
+
+// TestPermanentExportFailureIsDeadLettered: an endpoint that answers 400 for
+// one record used to be retried forever, blocking every later event. The
+// batch is narrowed down record by record: the refused one is dead-lettered
+// with the exporter's name and the answer, the others are exported, and
+// the pipeline goes on. A 503 is still retried until it passes.
+func TestPermanentExportFailureIsDeadLettered(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []string
+	unavailable := 3
+	rest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var recs []exporter.Record
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &recs); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rec := range recs {
+			if rec.Row["col_name"] == "bad" {
+				http.Error(w, "col_name: bad is not a name", http.StatusBadRequest)
+				return
+			}
+			if rec.Row["col_name"] == "later" && unavailable > 0 {
+				unavailable--
+				http.Error(w, "try again", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		for _, rec := range recs {
+			got = append(got, rec.Row["col_name"].(string))
+		}
+	}))
+	defer rest.Close()
+	p := runPipeline(t, ctx, rest.URL)
+	var last uint64
+	for i, name := range []string{"ann", "bad", "bob", "later"} {
+		last = p.publish(t, ctx, fmt.Sprintf(`{"type":"userCreated","payload":{"id":%d,"name":%q}}`, i+1, name))
+	}
+	waitFor(t, "the last event", func() bool { return p.eng.Status().LastSeq >= last })
+	if users := p.users(t); users != "1:ann,2:bad,3:bob,4:later" {
+		t.Fatalf("users = %s", users)
+	}
+	mu.Lock()
+	if fmt.Sprint(got) != "[ann bob later]" {
+		t.Errorf("exported %v", got)
+	}
+	mu.Unlock()
+	letters := p.deadLetters(t, ctx)
+	if len(letters) != 1 || letters[0].Header.Get("Rosen-Seq") != "2" || letters[0].Header.Get("Rosen-Rule") != "users" {
+		t.Fatalf("dead letters = %+v", letters)
+	}
+	if r := letters[0].Header.Get("Rosen-Reason"); !strings.Contains(r, "exporter hook") || !strings.Contains(r, "400") || !strings.Contains(r, "bad is not a name") {
+		t.Fatalf("reason = %q", r)
 	}
 }

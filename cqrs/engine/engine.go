@@ -394,9 +394,14 @@ func (e *Engine) commit(ctx context.Context, p *prepared) error {
 	if err := e.deadLetter(ctx, letters); err != nil {
 		return err
 	}
-	if err := e.export(ctx, committed, events); err != nil {
+	refused, err := e.export(ctx, committed, events)
+	if err != nil {
 		return err
 	}
+	if err := e.deadLetter(ctx, refused); err != nil {
+		return err
+	}
+	letters = append(letters, refused...)
 	e.status.record(committed, letters, msgs)
 	now := time.Now()
 	for _, op := range committed {
@@ -441,9 +446,16 @@ func (e *Engine) deadLetter(ctx context.Context, letters []letter) error {
 }
 
 // export emits every committed op (including redeliveries the offsets
-// skipped: at least once) to its rule's exporters.
-func (e *Engine) export(ctx context.Context, ops []sink.Op, events []routed) error {
-	per := map[string][]exporter.Record{}
+// skipped: at least once) to its rule's exporters. Transient failures are
+// retried; a permanent one (exporter.ErrPermanent: retrying cannot help)
+// is narrowed down record by record, and the refused records come back as
+// dead letters so the pipeline goes on.
+func (e *Engine) export(ctx context.Context, ops []sink.Op, events []routed) ([]letter, error) {
+	type item struct {
+		rec exporter.Record
+		op  sink.Op
+	}
+	per := map[string][]item{}
 	for _, op := range ops {
 		if len(op.Rule.Exporter) == 0 {
 			continue
@@ -452,17 +464,51 @@ func (e *Engine) export(ctx context.Context, ops []sink.Op, events []routed) err
 		rec := exporter.Record{EventID: ev.ID, Event: ev.Type, Seq: op.Seq, View: op.Rule.ViewName(), Database: op.Rule.Database,
 			Table: op.Rule.Table, Method: op.Rule.Method, Key: op.Row.Key, Row: op.Row.Values}
 		for _, x := range op.Rule.Exporter {
-			per[x] = append(per[x], rec)
+			per[x] = append(per[x], item{rec, op})
 		}
 	}
-	for name, recs := range per {
+	var refused []letter
+	for name, items := range per {
 		x := e.opts.Exporters[name]
-		if err := e.retry(ctx, "exporter "+name, func() error { return x.Emit(ctx, recs) }); err != nil {
-			return err
+		emit := func(recs []exporter.Record) (permanent error, err error) {
+			err = e.retry(ctx, "exporter "+name, func() error {
+				err := x.Emit(ctx, recs)
+				if errors.Is(err, exporter.ErrPermanent) {
+					permanent = err
+					return nil
+				}
+				return err
+			})
+			return permanent, err
 		}
-		e.metrics.exported.WithLabelValues(name).Add(float64(len(recs)))
+		recs := make([]exporter.Record, len(items))
+		for i, it := range items {
+			recs[i] = it.rec
+		}
+		perm, err := emit(recs)
+		if err != nil {
+			return nil, err
+		}
+		if perm == nil {
+			e.metrics.exported.WithLabelValues(name).Add(float64(len(recs)))
+			continue
+		}
+		for i, it := range items {
+			if len(items) > 1 {
+				if perm, err = emit(recs[i : i+1]); err != nil {
+					return nil, err
+				}
+			}
+			if perm == nil {
+				e.metrics.exported.WithLabelValues(name).Inc()
+				continue
+			}
+			refused = append(refused, letter{rule: it.rec.View, seq: it.op.Seq, reason: "exporter " + name + ": " + perm.Error(),
+				data: events[it.op.Tag].msg.Data})
+			e.metrics.deadLetters.WithLabelValues(ruleLabel(it.op.Rule), "export").Inc()
+		}
 	}
-	return nil
+	return refused, nil
 }
 
 // retry runs f until it succeeds, backing off up to MaxBackoff; it gives up only when ctx ends.

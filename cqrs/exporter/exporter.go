@@ -1,6 +1,8 @@
 // Package exporter emits committed projections to Kafka, NATS or a REST
 // endpoint. Emit returns only when the destination confirmed every record;
-// the engine retries a failed Emit and acknowledges the source after it.
+// the engine retries a failed Emit and acknowledges the source after it,
+// except an ErrPermanent one (retrying cannot help): those records are
+// dead-lettered and the pipeline goes on.
 package exporter
 
 import (
@@ -16,6 +18,10 @@ import (
 var (
 	ErrDelivery = errors.New("exporter: delivery not confirmed")
 	ErrConfig   = errors.New("exporter: bad configuration")
+	// ErrPermanent is a failure that the same records would meet again: a
+	// record that cannot be encoded, a REST answer 4xx other than 408 and
+	// 429, a record larger than the destination takes.
+	ErrPermanent = errors.New("exporter: permanent failure")
 )
 
 // Record is one committed projection: what happened to which row.

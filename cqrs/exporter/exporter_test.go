@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -117,5 +118,37 @@ func TestKafkaProducesKeyedRecords(t *testing.T) {
 	}
 	if len(got) != 1 || string(got[0].Key) != "1" {
 		t.Fatalf("records = %v", got)
+	}
+}
+
+// TestRESTPermanentFailures: 4xx other than 408/429 and a record that cannot
+// be encoded are permanent (the engine dead-letters them instead of retrying
+// forever); 5xx, 408, 429 and an unreachable endpoint stay transient.
+func TestRESTPermanentFailures(t *testing.T) {
+	var code atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused: column x", int(code.Load()))
+	}))
+	defer srv.Close()
+	x := NewREST(rules.Exporter{Type: rules.ExpREST, URL: srv.URL})
+	for _, c := range []int{400, 401, 404, 413, 422} {
+		code.Store(int32(c))
+		if err := x.Emit(context.Background(), recs); !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "refused: column x") {
+			t.Errorf("%d: %v", c, err)
+		}
+	}
+	for _, c := range []int{408, 429, 500, 503} {
+		code.Store(int32(c))
+		if err := x.Emit(context.Background(), recs); errors.Is(err, ErrPermanent) || !errors.Is(err, ErrDelivery) {
+			t.Errorf("%d: %v", c, err)
+		}
+	}
+	down := NewREST(rules.Exporter{Type: rules.ExpREST, URL: "http://127.0.0.1:1/none"})
+	if err := down.Emit(context.Background(), recs); errors.Is(err, ErrPermanent) {
+		t.Errorf("unreachable is transient: %v", err)
+	}
+	inf := []Record{{Event: "e", View: "v", Key: "1", Row: map[string]any{"x": math.Inf(1)}}}
+	if err := x.Emit(context.Background(), inf); !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "+Inf") {
+		t.Errorf("+Inf: %v", err)
 	}
 }

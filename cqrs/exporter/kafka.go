@@ -2,10 +2,12 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
@@ -42,11 +44,14 @@ func (k *Kafka) Emit(ctx context.Context, recs []Record) error {
 	for _, r := range recs {
 		data, err := r.Marshal()
 		if err != nil {
-			return fmt.Errorf("exporter: encode: %w", err)
+			return fmt.Errorf("%w: encode: %w", ErrPermanent, err)
 		}
 		batch = append(batch, &kgo.Record{Topic: k.topic, Key: []byte(r.Key), Value: data})
 	}
 	if err := k.cl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidRecord) {
+			return fmt.Errorf("%w: kafka %s: %w", ErrPermanent, k.topic, err)
+		}
 		return fmt.Errorf("%w: kafka %s: %w", ErrDelivery, k.topic, err)
 	}
 	return nil

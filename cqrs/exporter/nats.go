@@ -52,9 +52,12 @@ func (n *NATS) Emit(ctx context.Context, recs []Record) error {
 	for _, r := range recs {
 		data, err := r.Marshal()
 		if err != nil {
-			return fmt.Errorf("exporter: encode: %w", err)
+			return fmt.Errorf("%w: encode: %w", ErrPermanent, err)
 		}
 		subj := n.subject + "." + r.View
+		if lim := n.nc.MaxPayload(); int64(len(data)) > lim {
+			return fmt.Errorf("%w: nats %s: record of %d bytes over the server's maximum payload %d", ErrPermanent, subj, len(data), lim)
+		}
 		if _, err := n.js.Publish(ctx, subj, data); err != nil {
 			if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 				return fmt.Errorf("%w: nats %s: %w", ErrDelivery, subj, err)

@@ -26,7 +26,7 @@ func NewREST(cfg rules.Exporter) *REST {
 func (r *REST) Emit(ctx context.Context, recs []Record) error {
 	body, err := json.Marshal(recs)
 	if err != nil {
-		return fmt.Errorf("exporter: encode: %w", err)
+		return fmt.Errorf("%w: encode: %w", ErrPermanent, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
@@ -42,6 +42,9 @@ func (r *REST) Emit(ctx context.Context, recs []Record) error {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if permanentStatus(resp.StatusCode) {
+		return fmt.Errorf("%w: POST %s: %s: %s", ErrPermanent, r.url, resp.Status, msg)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%w: POST %s: %s: %s", ErrDelivery, r.url, resp.Status, msg)
 	}
@@ -49,3 +52,9 @@ func (r *REST) Emit(ctx context.Context, recs []Record) error {
 }
 
 func (r *REST) Close() error { return nil }
+
+// permanentStatus: a 4xx answer other than 408 (timeout) and 429 (too many
+// requests) refuses the records themselves; sending them again cannot help.
+func permanentStatus(code int) bool {
+	return code/100 == 4 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
