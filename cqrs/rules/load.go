@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -181,16 +182,19 @@ func mergeFragments(all []*Rule, dbs map[string]Database) ([]*Rule, error) {
 		}
 		out = append(out, r)
 	}
-	// Union rules with the same event, database, table and view.
-	seen := map[string]*Rule{}
+	// Union the exporters of rules that are the same but for them (a
+	// fragment and its template naming the same database). Rules of one
+	// event and table that differ (an upsert and a delete with exclusive
+	// filters) stay apart: each event goes through both, in file order.
+	seen := map[string][]*Rule{}
 	var merged []*Rule
 	for _, r := range out {
 		k := r.Event + "\x00" + r.Database + "\x00" + r.Table + "\x00" + r.Name
-		if prev, ok := seen[k]; ok {
+		if prev := sameRule(seen[k], r); prev != nil {
 			prev.Exporter = unionStrings(prev.Exporter, r.Exporter)
 			continue
 		}
-		seen[k] = r
+		seen[k] = append(seen[k], r)
 		merged = append(merged, r)
 	}
 	sort.SliceStable(merged, func(i, j int) bool {
@@ -200,6 +204,25 @@ func mergeFragments(all []*Rule, dbs map[string]Database) ([]*Rule, error) {
 		return merged[i].index < merged[j].index
 	})
 	return merged, nil
+}
+
+// sameRule is the rule of rs that does what r does (exporters aside): same
+// event, database, table, view, method, filter, createTable and mapping.
+func sameRule(rs []*Rule, r *Rule) *Rule {
+	for _, p := range rs {
+		if p.Event == r.Event && p.Database == r.Database && p.Table == r.Table && p.Name == r.Name &&
+			methodOf(p) == methodOf(r) && p.Filter == r.Filter && p.CreateTable == r.CreateTable && slices.Equal(p.Mapping, r.Mapping) {
+			return p
+		}
+	}
+	return nil
+}
+
+func methodOf(r *Rule) string {
+	if r.Method == "" {
+		return MethodUpsert
+	}
+	return r.Method
 }
 
 func unionStrings(a, b []string) []string {

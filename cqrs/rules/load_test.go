@@ -150,3 +150,27 @@ func TestLoadYAMLDir(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Two rules of one event, database and table that differ were merged into
+// the first, silently losing the second's method and filter; they are two
+// rules now, in file order. Rules that are the same but for their exporters
+// (the seed's fragments) are still one rule with the union of exporters.
+func TestRulesOfOneEventAndTableStayApart(t *testing.T) {
+	dir := t.TempDir()
+	rf := write(t, dir, "rules.json", `{"rules":[
+	  {"event":"s","table":"t","exporter":["e1"],"filter":"payload.active","mapping":[{"source":"id","target":"id","primary":true}]},
+	  {"event":"s","table":"t","method":"delete","filter":"!payload.active","mapping":[{"source":"id","target":"id","primary":true}]},
+	  {"event":"s","table":"t","method":"upsert","exporter":["e2"],"filter":"payload.active","mapping":[{"source":"id","target":"id","primary":true}]}]}`)
+	df := write(t, dir, "databases.json", goodDBs)
+	ef := write(t, dir, "exporter.json", `{"exporter":{"e1":{"type":"restful_api","url":"http://127.0.0.1:1/x"},"e2":{"type":"restful_api","url":"http://127.0.0.1:1/y"}}}`)
+	cfg, err := Load(Files{Rules: []string{rf}, Databases: []string{df}, Exporters: []string{ef}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Rules) != 2 || cfg.Rules[0].Method != MethodUpsert || cfg.Rules[1].Method != MethodDelete || cfg.Rules[1].Filter != "!payload.active" {
+		t.Fatalf("rules = %+v", cfg.Rules)
+	}
+	if strings.Join(cfg.Rules[0].Exporter, ",") != "e1,e2" || cfg.Rules[1].Where() != rf+": $.rules[1]" {
+		t.Fatalf("exporters %v, second rule from %s", cfg.Rules[0].Exporter, cfg.Rules[1].Where())
+	}
+}

@@ -55,10 +55,8 @@ func (c *Config) ruleObject(o RuleObject, before []*Rule) (*Rule, error) {
 	if err := validateRule(r, c); err != nil {
 		return nil, err
 	}
-	for _, prev := range before {
-		if prev.Event == r.Event && prev.Database == r.Database && prev.Table == r.Table && prev.Name == r.Name {
-			return nil, cfgErr(o.Where, "spec", fmt.Errorf("%w: the same rule (event %q into %s.%s) is defined in %s", ErrInvalid, r.Event, r.Database, r.Table, prev.Where()))
-		}
+	if prev := sameRule(before, r); prev != nil {
+		return nil, cfgErr(o.Where, "spec", fmt.Errorf("%w: the same rule (event %q into %s.%s) is defined in %s", ErrInvalid, r.Event, r.Database, r.Table, prev.Where()))
 	}
 	all := append(append([]*Rule(nil), before...), r)
 	if err := checkViews(all); err != nil {

@@ -45,8 +45,10 @@ type Sink struct {
 // Apply writes the ops in one transaction. If the database rejects the batch
 // for a row's fault, it retries op by op (in sequence order) to isolate the
 // bad ones, which come back as failures with their offset recorded, so a
-// redelivery does not dead-letter them twice. A transient error returns
-// ErrUnavailable with the failures found so far (they are already marked).
+// redelivery does not dead-letter them twice. The ops of one event into one
+// view (several rules on its table) are retried together and fail together.
+// A transient error returns ErrUnavailable with the failures found so far
+// (they are already marked).
 func (s *Sink) Apply(ctx context.Context, ops []Op) (Result, []Failure, error) {
 	res, err := s.applyTx(ctx, ops)
 	if err == nil {
@@ -56,11 +58,16 @@ func (s *Sink) Apply(ctx context.Context, ops []Op) (Result, []Failure, error) {
 		return Result{}, nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.Name, err)
 	}
 	sorted := slices.Clone(ops)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Seq < sorted[j].Seq })
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if sorted[i].Seq != sorted[j].Seq {
+			return sorted[i].Seq < sorted[j].Seq
+		}
+		return sorted[i].Lane < sorted[j].Lane
+	})
 	var total Result
 	var failures []Failure
-	for _, op := range sorted {
-		r, err := s.applyTx(ctx, []Op{op})
+	for _, group := range eventGroups(sorted) {
+		r, err := s.applyTx(ctx, group)
 		if err == nil {
 			total.Applied += r.Applied
 			total.Skipped += r.Skipped
@@ -70,12 +77,47 @@ func (s *Sink) Apply(ctx context.Context, ops []Op) (Result, []Failure, error) {
 		if !s.permanent(ctx, err) {
 			return total, failures, fmt.Errorf("%w: %s: %w", ErrUnavailable, s.Name, err)
 		}
-		if err := s.mark(ctx, op); err != nil {
+		if err := s.mark(ctx, group[0]); err != nil {
 			return total, failures, fmt.Errorf("%w: %s: mark rejected row: %w", ErrUnavailable, s.Name, err)
 		}
-		failures = append(failures, Failure{Op: op, Err: fmt.Errorf("%w: %s.%s key %q: %w", ErrRejected, s.Name, op.Rule.Table, op.Row.Key, err)})
+		for _, op := range group {
+			failures = append(failures, Failure{Op: op, Err: fmt.Errorf("%w: %s.%s key %q: %w", ErrRejected, s.Name, op.Rule.Table, op.Row.Key, err)})
+		}
 	}
 	return total, failures, nil
+}
+
+// eventGroups splits ops sorted by sequence and lane into what is retried
+// alone: one op, or the ops of one event (same lane and known sequence) into
+// one view. Those share the view's offset, so the second would be skipped as
+// a redelivery once the first had committed alone (two rules of one event
+// and table, such as an upsert and a delete with exclusive filters).
+func eventGroups(sorted []Op) [][]Op {
+	var out [][]Op
+	for i := 0; i < len(sorted); {
+		j := i + 1
+		for j < len(sorted) && sorted[i].Seq > 0 && sorted[j].Seq == sorted[i].Seq && sorted[j].Lane == sorted[i].Lane {
+			j++
+		}
+		run := sorted[i:j]
+		i = j
+		if len(run) == 1 {
+			out = append(out, run)
+			continue
+		}
+		byView := map[string]int{}
+		for _, op := range run {
+			v := op.Rule.ViewName()
+			k, ok := byView[v]
+			if !ok {
+				k = len(out)
+				byView[v] = k
+				out = append(out, nil)
+			}
+			out[k] = append(out[k], op)
+		}
+	}
+	return out
 }
 
 func (s *Sink) permanent(ctx context.Context, err error) bool {

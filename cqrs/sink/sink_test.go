@@ -474,3 +474,71 @@ func TestIntegerColumnsRefuseFractionsAndBooleans(t *testing.T) {
 		})
 	}
 }
+
+// Two rules of one event into one table (an upsert while the entity is
+// active, a delete when it is gone, a third column from an update) each
+// give the event an op with the same sequence in the same view. When a bad
+// row sent the batch to be retried op by op, the first op committed its
+// offset alone and the second was then skipped as a redelivery.
+func TestRulesOfOneEventAndTableAreRetriedTogether(t *testing.T) {
+	for dialect, st := range stores(t) {
+		t.Run(dialect, func(t *testing.T) {
+			table := testenv.UniqueName("cqrs_two_rules")
+			rs := loadRules(t, table, `{"rules":[
+			 {"event":"s","table":"TABLE","filter":"payload.active","createTable":true,"mapping":[
+			   {"source":"id","target":"id","primary":true,"type":"bigint"},{"source":"name","target":"name","type":"text"},
+			   {"source":"flag","target":"flag","type":"boolean"},{"source":"shout","target":"shout","type":"text"}]},
+			 {"event":"s","table":"TABLE","method":"delete","filter":"!payload.active","mapping":[{"source":"id","target":"id","primary":true}]},
+			 {"event":"s","table":"TABLE","method":"update","filter":"payload.active","mapping":[
+			   {"source":"id","target":"id","primary":true},{"expr":"payload.name.upperAscii()","target":"shout"}]}]}`)
+			if len(rs) != 3 {
+				t.Fatalf("rules = %d, want 3", len(rs))
+			}
+			ctx := context.Background()
+			if err := st.Prepare(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { dropTable(st, table) })
+			sk := &Sink{Name: dialect, Store: st}
+			var seq uint64
+			ops := func(events ...string) []Op {
+				var out []Op
+				for _, js := range events {
+					ev, err := event.Decode([]byte(js))
+					if err != nil {
+						t.Fatal(err)
+					}
+					seq++
+					for _, r := range rs {
+						if ok, err := r.Matches(ev); err != nil || !ok {
+							continue
+						}
+						row, err := r.Project(ev)
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, Op{Rule: r, Row: row, Seq: seq, Lane: "l"})
+					}
+				}
+				return out
+			}
+			h := &harness{t: t, table: table}
+			batch := ops(`{"type":"s","payload":{"id":1,"active":true,"name":"a"}}`,
+				`{"type":"s","payload":{"id":2,"active":true,"name":"b"}}`,
+				`{"type":"s","payload":{"id":3,"active":true,"name":"c","flag":"lots"}}`) // refused by the database
+			_, fails, err := sk.Apply(ctx, batch)
+			if err != nil || len(fails) != 2 || fails[0].Op.Row.Key != "3" || fails[1].Op.Row.Key != "3" {
+				t.Fatalf("apply: %v %v", fails, err)
+			}
+			if got := h.rows(st, "SELECT id, name, shout FROM TABLE ORDER BY id"); got != "1:a:A|2:b:B" {
+				t.Fatalf("rows = %s", got)
+			}
+			if _, fails, err := sk.Apply(ctx, ops(`{"type":"s","payload":{"id":1,"active":false}}`, `{"type":"s","payload":{"id":2,"active":true,"name":"bb"}}`)); err != nil || len(fails) > 0 {
+				t.Fatalf("apply: %v %v", fails, err)
+			}
+			if got := h.rows(st, "SELECT id, name, shout FROM TABLE ORDER BY id"); got != "2:bb:BB" {
+				t.Fatalf("rows = %s", got)
+			}
+		})
+	}
+}
