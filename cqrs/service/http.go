@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/rosenmesh/rosen/cqrs/engine"
-	"github.com/rosenmesh/rosen/cqrs/event"
 	"github.com/rosenmesh/rosen/cqrs/sink"
+	"github.com/rosenmesh/rosen/cqrs/source"
 )
 
 // MaxPublishBody is the largest request body the publish endpoint reads.
@@ -55,18 +55,28 @@ func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
 	} else {
 		items = []json.RawMessage{body}
 	}
-	// Validate every envelope before storing any, so a bad array stores nothing.
+	// Validate every envelope, its size included, before storing any, so a
+	// bad array stores nothing.
 	for i, it := range items {
-		if _, err := event.Decode(it); err != nil {
+		if _, err := s.store.Check(it); errors.Is(err, source.ErrTooLarge) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("event %d: %w (nothing stored)", i, err))
+			return
+		} else if err != nil {
 			httpError(w, http.StatusBadRequest, fmt.Errorf("event %d: %w", i, err))
 			return
 		}
 	}
 	seqs := make([]uint64, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
 		seq, err := s.store.Publish(r.Context(), it)
 		if err != nil {
-			httpError(w, http.StatusServiceUnavailable, err)
+			// What was stored before the failure is named, so a client can
+			// retry only the rest (or all of it, deduplicated by event ids).
+			code := http.StatusServiceUnavailable
+			if errors.Is(err, source.ErrTooLarge) {
+				code = http.StatusRequestEntityTooLarge
+			}
+			writeJSON(w, code, map[string]any{"error": fmt.Sprintf("event %d: %v", i, err), "seqs": seqs})
 			return
 		}
 		seqs = append(seqs, seq)

@@ -174,10 +174,46 @@ func (s *EventStore) SubjectFor(typ, key string) string {
 	return s.cfg.Subject + "." + strconv.Itoa(Partition(key, s.cfg.Partitions)) + "." + tokenRE.ReplaceAllString(typ, "_")
 }
 
-// Publish validates an envelope and stores it; it returns the stream
-// sequence. An event id makes the publish idempotent within two minutes.
-func (s *EventStore) Publish(ctx context.Context, data []byte) (uint64, error) {
+// ErrTooLarge is an event larger than the event store takes in one message.
+var ErrTooLarge = errors.New("source: event too large for the event store")
+
+// Check validates an envelope as Publish would store it: it decodes, and
+// with its headers it fits the connection's maximum payload and the
+// stream's maximum message size (else ErrTooLarge).
+func (s *EventStore) Check(data []byte) (*event.Event, error) {
 	ev, err := event.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if size, limit := s.messageSize(ev, data), s.MaxEventSize(); size > limit {
+		return nil, fmt.Errorf("%w: its message would be %d bytes, the event store takes at most %d (NATS max_payload)", ErrTooLarge, size, limit)
+	}
+	return ev, nil
+}
+
+// MaxEventSize is the largest message the event store takes (headers included).
+func (s *EventStore) MaxEventSize() int64 {
+	limit := s.nc.MaxPayload()
+	if s.storeMax > 0 && int64(s.storeMax) < limit {
+		limit = int64(s.storeMax)
+	}
+	return limit
+}
+
+// messageSize is the event's message size as Publish sends it: data and the
+// Nats-Msg-Id header.
+func (s *EventStore) messageSize(ev *event.Event, data []byte) int64 {
+	if ev.ID == "" {
+		return int64(len(data))
+	}
+	m := nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: []string{ev.ID}}, Data: data}
+	return int64(m.Size())
+}
+
+// Publish validates an envelope (Check) and stores it; it returns the
+// stream sequence. An event id makes the publish idempotent within two minutes.
+func (s *EventStore) Publish(ctx context.Context, data []byte) (uint64, error) {
+	ev, err := s.Check(data)
 	if err != nil {
 		return 0, err
 	}
@@ -190,6 +226,9 @@ func (s *EventStore) Publish(ctx context.Context, data []byte) (uint64, error) {
 		opts = append(opts, jetstream.WithMsgID(ev.ID))
 	}
 	ack, err := s.js.Publish(ctx, s.SubjectFor(ev.Type, key), data, opts...)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return 0, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("source: publish: %w", err)
 	}
