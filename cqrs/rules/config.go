@@ -14,6 +14,8 @@ var (
 	ErrInvalid    = errors.New("rules: invalid value")
 	ErrUnknownRef = errors.New("rules: unknown reference")
 	ErrSyntax     = errors.New("rules: syntax error")
+	// ErrDuplicateKey is a key given twice in one object or mapping.
+	ErrDuplicateKey = errors.New("rules: duplicate key")
 )
 
 // Methods a rule may use.

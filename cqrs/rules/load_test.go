@@ -97,7 +97,14 @@ func TestLoadErrorsNameFileAndPath(t *testing.T) {
 		{"bad table name", `{"rules":[{"event":"a","table":"t; drop","mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrInvalid, "$.rules[0].table"},
 		{"bad filter", `{"rules":[{"event":"a","table":"t","filter":"payload.x >","mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrInvalid, "$.rules[0].filter"},
 		{"filter not bool", `{"rules":[{"event":"a","table":"t","filter":"'yes'","mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrInvalid, "$.rules[0].filter"},
-		{"wrong type", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":"yes"}]}]}`, goodDBs, ErrInvalid, "$.rules.mapping.primary"},
+		{"wrong type", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":"yes"}]}]}`, goodDBs, ErrInvalid, "$.rules[0].mapping[0].primary"},
+		{"wrong type, later rule", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":true}]},{"event":"b","table":"t","createTable":"yes","mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrInvalid, "$.rules[1].createTable"},
+		{"mapping not an array", `{"rules":[{"event":"a","table":"t","mapping":{"source":"id"}}]}`, goodDBs, ErrInvalid, "$.rules[0].mapping"},
+		{"port not an integer", `{"rules":[]}`, `{"databases":{"d":{"type":"postgres","host":"h","dbName":"x","port":54.32}}}`, ErrInvalid, "$.databases.d.port"},
+		{"duplicate rules key", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":true}]}],"rules":[]}`, goodDBs, ErrDuplicateKey, "$.rules"},
+		{"duplicate table key", `{"rules":[{"event":"a","table":"t","table":"u","mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrDuplicateKey, "$.rules[0].table"},
+		{"duplicate mapping key", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":true},{"source":"n","target":"n","source":"m"}]}]}`, goodDBs, ErrDuplicateKey, "$.rules[0].mapping[1].source"},
+		{"duplicate database", `{"rules":[]}`, `{"databases":{"d":{"type":"sqlite","dbName":"x"},"d":{"type":"sqlite","dbName":"y"}}}`, ErrDuplicateKey, "$.databases.d"},
 		{"duplicate column", `{"rules":[{"event":"a","table":"t","mapping":[{"source":"id","target":"id","primary":true},{"source":"x","target":"ID"}]}]}`, goodDBs, ErrInvalid, "$.rules[0].mapping[1].target"},
 		{"createTable without type", `{"rules":[{"event":"a","table":"t","createTable":true,"mapping":[{"source":"id","target":"id","primary":true}]}]}`, goodDBs, ErrMissing, "$.rules[0].mapping[0].type"},
 		{"syntax", `{"rules":[`, goodDBs, ErrSyntax, "$"},
@@ -142,6 +149,16 @@ func TestLoadYAMLDir(t *testing.T) {
 	}
 	if len(cfg.Rules) != 1 || cfg.Rules[0].Database != "main" || cfg.Rules[0].Method != MethodUpsert {
 		t.Fatalf("rules = %+v", cfg.Rules)
+	}
+	write(t, dir, "rules.yaml", "rules:\n- event: x\n  table: t\n  mapping:\n  - {source: id, target: id, primary: true}\n- event: other\n  table: t\n  table: u\n  mapping:\n  - {source: id, target: id, primary: true}\n")
+	_, err = LoadDir(dir)
+	var dup *ConfigError
+	if !errors.As(err, &dup) || !errors.Is(err, ErrDuplicateKey) || dup.Path != "$.rules[1].table" || !strings.Contains(err.Error(), "line 7 and again on line 8") {
+		t.Fatalf("duplicate YAML key: err = %v", err)
+	}
+	write(t, dir, "rules.yaml", "rules:\n- event: x\n  table: t\n  mapping:\n  - {source: id, target: id, primary: true}\nrules: []\n")
+	if _, err = LoadDir(dir); !errors.As(err, &dup) || !errors.Is(err, ErrDuplicateKey) || dup.Path != "$.rules" {
+		t.Fatalf("duplicate YAML key: err = %v", err)
 	}
 	write(t, dir, "rules.yaml", "rules:\n- event: x\n  table: t\n  mapping:\n  - {source: id, target: id, primary: true, colour: red}\n")
 	_, err = LoadDir(dir)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -29,22 +30,32 @@ func cfgErr(file, path string, err error) error {
 }
 
 // decodeStrict parses JSON or YAML (by extension, or by content when it does
-// not start with '{') into out, rejecting unknown keys with their path.
+// not start with '{') into out, rejecting unknown keys, keys given twice in
+// one object (encoding/json and YAMLToJSON would keep the last silently:
+// {"rules":[…],"rules":[]} loaded no rule) and values of the wrong type,
+// each with its path ($.rules[0].mapping[1].primary).
 func decodeStrict(file string, data []byte, out any) error {
 	trimmed := bytes.TrimSpace(data)
 	ext := strings.ToLower(filepath.Ext(file))
 	if ext == ".yaml" || ext == ".yml" || (len(trimmed) > 0 && trimmed[0] != '{') {
+		var doc yamlv3.Node
+		if err := yamlv3.Unmarshal(data, &doc); err != nil {
+			return cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+		}
+		if err := yamlDuplicates(file, "$", &doc); err != nil {
+			return err
+		}
 		j, err := yaml.YAMLToJSON(data)
 		if err != nil {
 			return cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
 		}
 		data = j
 	}
-	var tree any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if err := dec.Decode(&tree); err != nil {
-		return cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+	tree, err := jsonTree(file, "$", dec)
+	if err != nil {
+		return err
 	}
 	if err := checkKeys(file, "$", tree, reflect.TypeOf(out).Elem()); err != nil {
 		return err
@@ -55,6 +66,88 @@ func decodeStrict(file string, data []byte, out any) error {
 			return cfgErr(file, "$."+te.Field, fmt.Errorf("%w: %s is not a %s", ErrInvalid, te.Value, te.Type))
 		}
 		return cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+	}
+	return nil
+}
+
+// jsonTree decodes one JSON value token by token (numbers as json.Number),
+// refusing a key that its object already has.
+func jsonTree(file, path string, dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	switch d {
+	case '{':
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+			}
+			k, _ := kt.(string)
+			if _, dup := obj[k]; dup {
+				return nil, cfgErr(file, path+"."+k, fmt.Errorf("%w %q: the object has it twice (the last one would win)", ErrDuplicateKey, k))
+			}
+			if obj[k], err = jsonTree(file, path+"."+k, dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err = dec.Token() // '}'
+		if err != nil {
+			return nil, cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+		}
+		return obj, nil
+	case '[':
+		arr := []any{}
+		for i := 0; dec.More(); i++ {
+			e, err := jsonTree(file, path+"["+strconv.Itoa(i)+"]", dec)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, e)
+		}
+		if _, err := dec.Token(); err != nil { // ']'
+			return nil, cfgErr(file, "$", fmt.Errorf("%w: %w", ErrSyntax, err))
+		}
+		return arr, nil
+	}
+	return nil, cfgErr(file, "$", fmt.Errorf("%w: unexpected %v", ErrSyntax, d))
+}
+
+// yamlDuplicates refuses a mapping key given twice, with its path and lines.
+func yamlDuplicates(file, path string, n *yamlv3.Node) error {
+	switch n.Kind {
+	case yamlv3.DocumentNode:
+		for _, c := range n.Content {
+			if err := yamlDuplicates(file, path, c); err != nil {
+				return err
+			}
+		}
+	case yamlv3.SequenceNode:
+		for i, c := range n.Content {
+			if err := yamlDuplicates(file, path+"["+strconv.Itoa(i)+"]", c); err != nil {
+				return err
+			}
+		}
+	case yamlv3.MappingNode:
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yamlv3.ScalarNode && k.Value != "<<" {
+				if line, dup := seen[k.Value]; dup {
+					return cfgErr(file, path+"."+k.Value, fmt.Errorf("%w %q: the mapping has it on line %d and again on line %d (the last one would win)", ErrDuplicateKey, k.Value, line, k.Line))
+				}
+				seen[k.Value] = k.Line
+			}
+			if err := yamlDuplicates(file, path+"."+k.Value, v); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -99,7 +192,7 @@ func checkKeys(file, path string, v any, t reflect.Type) error {
 	case reflect.Slice:
 		arr, ok := v.([]any)
 		if !ok {
-			return nil // the type error is reported by Unmarshal
+			return typeErr(file, path, v, "an array")
 		}
 		for i, e := range arr {
 			if err := checkKeys(file, path+"["+strconv.Itoa(i)+"]", e, t.Elem()); err != nil {
@@ -109,15 +202,50 @@ func checkKeys(file, path string, v any, t reflect.Type) error {
 	case reflect.Map:
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return nil
+			return typeErr(file, path, v, "an object")
 		}
 		for k, e := range obj {
 			if err := checkKeys(file, path+"."+k, e, t.Elem()); err != nil {
 				return err
 			}
 		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return typeErr(file, path, v, "a boolean")
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return typeErr(file, path, v, "a string")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); !ok || err != nil {
+			return typeErr(file, path, v, "an integer")
+		}
 	}
 	return nil
+}
+
+// typeErr is a value of the wrong JSON type (a JSON null is left to
+// Unmarshal, which ignores it), at its path with every index in it.
+func typeErr(file, path string, v any, want string) error {
+	if v == nil {
+		return nil
+	}
+	var got string
+	switch x := v.(type) {
+	case string:
+		got = strconv.Quote(x)
+	case json.Number:
+		got = x.String()
+	case bool:
+		got = strconv.FormatBool(x)
+	case []any:
+		got = "an array"
+	case map[string]any:
+		got = "an object"
+	}
+	return cfgErr(file, path, fmt.Errorf("%w: %s is not %s", ErrInvalid, got, want))
 }
 
 func known(fields map[string]reflect.StructField) string {
