@@ -21,16 +21,30 @@ func (c *Coordinator) launch(t *store.Txn) {
 	c.start(t.ID, func() (*store.Txn, error) { return t, nil })
 }
 
-// launchID is launch for a transaction known by id (claimed due work): it is
-// read from the store only once no other round for it runs here, so that a
-// round which ended meanwhile cannot leave it a stale state to act on again.
-func (c *Coordinator) launchID(id string) {
+// launchID is launch for a transaction known by id (claimed due work at
+// claimedAt): it is read from the store only once no other round for it runs
+// here, so that a round which ended meanwhile cannot leave it a stale state
+// to act on again.
+//
+// A transaction moved to confirming or cancelling after the claim (a commit
+// or abort here: a transition sets updated_at, a claim does not) is left to
+// the launch that follows that transition. Running it here as well would run
+// phase two twice when this round ends before that launch starts, as that
+// launch then acts on the state its transition returned (found by a test
+// with a 1 ms poll: every branch cancelled twice).
+func (c *Coordinator) launchID(id string, claimedAt time.Time) {
 	c.start(id, func() (*store.Txn, error) {
 		t, err := c.opts.Store.Get(c.base, id)
 		c.m.storeErrors(err)
+		if err == nil && t.State != store.Trying && t.UpdatedAt.After(claimedAt) {
+			return nil, errLaunchedElsewhere
+		}
 		return t, err
 	})
 }
+
+// errLaunchedElsewhere: the transaction's own launch drives this round.
+var errLaunchedElsewhere = errors.New("coordinator: transition after the claim; its launch runs phase two")
 
 func (c *Coordinator) start(id string, load func() (*store.Txn, error)) {
 	c.mu.Lock()
@@ -263,7 +277,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			failing = false
 		}
 		for _, id := range ids {
-			c.launchID(id)
+			c.launchID(id, now)
 		}
 	}
 }
