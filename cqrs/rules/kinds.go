@@ -88,6 +88,14 @@ func (r *Rule) inheritKinds(declared map[string]colKind) {
 	}
 }
 
+// CheckInteger checks a value for an integer column the way a rule's
+// integer type does (for sinks that know a column's type from its table):
+// the error wraps ErrValue.
+func CheckInteger(col string, v any) error {
+	_, err := checkValue(kindInt, col, v)
+	return err
+}
+
 // checkValue checks a value against its column's kind and returns it as the
 // sink gets it: an integral number is written as its integer digits (20.0
 // and 2e1 are 20, so they also fold onto the same key).
@@ -102,6 +110,9 @@ func checkValue(kind colKind, col string, v any) (any, error) {
 	case json.Number:
 		switch kind {
 		case kindInt:
+			if isDigits(strings.TrimPrefix(string(x), "-")) && x != "-0" {
+				return v, nil // the usual case: JSON has no leading zeros to trim
+			}
 			s, ok, tooBig := integerText(x.String())
 			if tooBig {
 				return nil, bad("%s is out of range for an integer column", x)

@@ -51,12 +51,13 @@ func OpenMySQL(ctx context.Context, dsn string) (*SQLStore, error) {
 			}
 			return "ON DUPLICATE KEY UPDATE " + strings.Join(parts, ", ")
 		},
-		offUpsert: "ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))",
-		offDDL:    "CREATE TABLE IF NOT EXISTS " + OffsetTable + " (view_name VARCHAR(191) NOT NULL, lane VARCHAR(191) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, lane)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-		guard:     "SELECT seq FROM " + OffsetTable + " WHERE view_name = ? AND lane = '" + guardLane + "' LOCK IN SHARE MODE",
-		value:     mysqlValue,
-		permanent: mysqlPermanent,
-		maxParams: 60_000,
+		offUpsert:  "ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))",
+		offDDL:     "CREATE TABLE IF NOT EXISTS " + OffsetTable + " (view_name VARCHAR(191) NOT NULL, lane VARCHAR(191) NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (view_name, lane)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		guard:      "SELECT seq FROM " + OffsetTable + " WHERE view_name = ? AND lane = '" + guardLane + "' LOCK IN SHARE MODE",
+		value:      mysqlValue,
+		permanent:  mysqlPermanent,
+		maxParams:  60_000,
+		intColumns: mysqlIntColumns,
 	}}
 	return s, nil
 }
@@ -85,7 +86,33 @@ func mysqlExplain(err error, pk string) error {
 	return err
 }
 
+// mysqlIntColumns are the table's integer columns (lower case: MySQL's
+// column names are not case-sensitive); TINYINT(1) is BOOLEAN (true and
+// false are its values) and is left out.
+func mysqlIntColumns(ctx context.Context, db *sql.DB, table string) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ints := map[string]bool{}
+	for rows.Next() {
+		var name, dataType, colType string
+		if err := rows.Scan(&name, &dataType, &colType); err != nil {
+			return nil, err
+		}
+		switch strings.ToLower(dataType) {
+		case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
+			ints[strings.ToLower(name)] = !strings.HasPrefix(strings.ToLower(colType), "tinyint(1)")
+		}
+	}
+	return ints, rows.Err()
+}
+
 func mysqlPermanent(err error) bool {
+	if errors.Is(err, rules.ErrValue) {
+		return true // refused before the server saw it: the row's fault
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return !mysqlTransient[me.Number]

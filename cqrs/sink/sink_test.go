@@ -542,3 +542,59 @@ func TestRulesOfOneEventAndTableAreRetriedTogether(t *testing.T) {
 		})
 	}
 }
+
+// A MariaDB table that Rosen did not create, with rules that declare no
+// types: the sink reads which columns are integers and refuses what the
+// server would round (19.5 onto row 20, true onto row 1) as a rejected row;
+// a BOOLEAN (TINYINT(1)) column still takes true. A column whose type
+// changed since it was read is read again before a value is refused.
+func TestMySQLIntegerColumnsOfATableWithoutTypes(t *testing.T) {
+	st := stores(t)[rules.DBMySQL].(*SQLStore)
+	ctx := context.Background()
+	table := testenv.UniqueName("cqrs_untyped")
+	if _, err := st.db.ExecContext(ctx, "CREATE TABLE "+myQuote(table)+" (id BIGINT PRIMARY KEY, name TEXT, N INT, flag BOOLEAN)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropTable(st, table) })
+	rs := loadRules(t, table, `{"rules":[
+	 {"event":"c","table":"TABLE","mapping":[{"source":"id","target":"id","primary":true},{"source":"name","target":"name"},{"source":"n","target":"n"},{"source":"flag","target":"flag"}]},
+	 {"event":"d","table":"TABLE","method":"delete","mapping":[{"source":"id","target":"id","primary":true}]}]}`)
+	if err := st.Prepare(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, rules: rs, sink: &Sink{Name: "mysql", Store: st}, table: table}
+	if _, fails, err := h.sink.Apply(ctx, []Op{
+		h.op(`{"type":"c","payload":{"id":1,"name":"one","n":1,"flag":true}}`),
+		h.op(`{"type":"c","payload":{"id":20,"name":"twenty","n":20,"flag":false}}`),
+	}); err != nil || len(fails) > 0 {
+		t.Fatalf("apply: %v %v", fails, err)
+	}
+	ops := []Op{
+		h.op(`{"type":"c","payload":{"id":19.5,"name":"overwritten"}}`),
+		h.op(`{"type":"c","payload":{"id":true,"name":"overwritten"}}`),
+		h.op(`{"type":"c","payload":{"id":"1.2","name":"overwritten"}}`),
+		h.op(`{"type":"c","payload":{"id":20,"name":"twenty","n":1.7}}`),
+		h.op(`{"type":"d","payload":{"id":true}}`),
+	}
+	_, fails, err := h.sink.Apply(ctx, ops)
+	if err != nil || len(fails) != len(ops) {
+		t.Fatalf("apply: %d failures of %d, %v: %v", len(fails), len(ops), err, fails)
+	}
+	for _, f := range fails {
+		if !errors.Is(f.Err, ErrRejected) || !errors.Is(f.Err, rules.ErrValue) || !strings.Contains(f.Err.Error(), "is not an integer") {
+			t.Errorf("failure: %v", f.Err)
+		}
+	}
+	if got := h.rows(st, "SELECT id, name, n, flag FROM TABLE ORDER BY id"); got != "1:one:1:1|20:twenty:20:0" {
+		t.Fatalf("rows = %s", got)
+	}
+	if _, err := st.db.ExecContext(ctx, "ALTER TABLE "+myQuote(table)+" MODIFY N VARCHAR(10)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, fails, err := h.sink.Apply(ctx, []Op{h.op(`{"type":"c","payload":{"id":20,"name":"twenty","n":1.7}}`)}); err != nil || len(fails) > 0 {
+		t.Fatalf("after the column became text: %v %v", fails, err)
+	}
+	if got := h.rows(st, "SELECT n FROM TABLE WHERE id = 20"); got != "1.7" {
+		t.Fatalf("n = %s", got)
+	}
+}

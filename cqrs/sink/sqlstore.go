@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/rosenmesh/rosen/cqrs/rules"
 )
@@ -25,12 +26,50 @@ type sqlDialect struct {
 	value     func(any) (any, error)
 	permanent func(error) bool
 	maxParams int
+	// intColumns reads which of a table's columns are integers (MySQL,
+	// whose BOOLEAN is TINYINT(1), so the two are told apart); nil where a
+	// value is not checked against the table.
+	intColumns func(ctx context.Context, db *sql.DB, table string) (map[string]bool, error)
 }
 
 // SQLStore is a database/sql Store (MySQL/MariaDB, SQLite).
 type SQLStore struct {
-	db *sql.DB
-	d  sqlDialect
+	db   *sql.DB
+	d    sqlDialect
+	ints sync.Map // table → map[column]bool: its integer columns
+}
+
+// checkInts refuses a value that an integer column of the table would round
+// or convert (MySQL stores 19.5 as 20 and true as 1, onto another row for a
+// key) with rules.ErrValue, for tables whose rules declare no types. The
+// columns are cached; before refusing, they are read again (the table may
+// have changed since).
+func (t *sqlTx) checkInts(ctx context.Context, table string, cols []string, rows []map[string]any) error {
+	if t.s.d.intColumns == nil {
+		return nil
+	}
+	check := func(ints map[string]bool) error {
+		for _, c := range cols {
+			if !ints[strings.ToLower(c)] {
+				continue
+			}
+			for _, r := range rows {
+				if err := rules.CheckInteger(c, r[c]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if c, ok := t.s.ints.Load(table); ok && check(c.(map[string]bool)) == nil {
+		return nil
+	}
+	ints, err := t.s.d.intColumns(ctx, t.s.db, table)
+	if err != nil {
+		return err
+	}
+	t.s.ints.Store(table, ints)
+	return check(ints)
 }
 
 func (s *SQLStore) Dialect() string                  { return s.d.name }
@@ -165,6 +204,9 @@ func (t *sqlTx) SetOffsets(ctx context.Context, view string, offs map[string]uin
 }
 
 func (t *sqlTx) Delete(ctx context.Context, table string, pk []string, rows []map[string]any) error {
+	if err := t.checkInts(ctx, table, pk, rows); err != nil {
+		return err
+	}
 	return t.chunk(len(rows), len(pk), func(lo, hi int) error {
 		args, err := t.args(rows[lo:hi], pk)
 		if err != nil {
@@ -189,6 +231,9 @@ func (t *sqlTx) Upsert(ctx context.Context, table string, pk, cols []string, row
 		}
 	}
 	tail := t.s.d.upsert(t.s.quoteList(pk), set)
+	if err := t.checkInts(ctx, table, cols, rows); err != nil {
+		return err
+	}
 	return t.chunk(len(rows), len(cols), func(lo, hi int) error {
 		args, err := t.args(rows[lo:hi], cols)
 		if err != nil {
