@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,17 @@ import (
 
 // ErrConfig is a service that cannot start from its options.
 var ErrConfig = errors.New("service: bad configuration")
+
+// ErrStoreChanged is a view database whose offsets belong to another event
+// store than the one opened (recreated under a new --data, or another
+// NATS cluster): its offsets would skip the new store's first events as
+// redeliveries.
+var ErrStoreChanged = errors.New("service: the view database's offsets belong to another event store")
+
+// storeView prefixes the offset-table view ("#store:<view>") under which a
+// view records the identity of the event store its offsets count in:
+// lane "js:<stream>@<id>".
+const storeView = "#store:"
 
 // Options configure a Service.
 type Options struct {
@@ -100,6 +113,10 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 			return nil, fmt.Errorf("database %s: %w", name, err)
 		}
 		s.sinks[name] = &sink.Sink{Name: name, Store: st}
+		if err := s.checkStore(ctx, name, st); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	for name, ex := range cfg.Exporters {
 		x, err := exporter.Open(name, ex)
@@ -114,6 +131,69 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkStore records the event store's identity beside each view's offsets
+// in a view database, or refuses to start when a view holds another
+// store's: resetting its offsets silently would re-apply or skip events
+// depending on what the two stores hold, so the operator decides
+// (docs/cqrs.md). The identity is kept per view (view "#store:<view>",
+// lane "js:<stream>@<id>"), so deployments sharing a database with views of
+// their own do not clash.
+func (s *Service) checkStore(ctx context.Context, name string, st sink.Store) error {
+	stream := s.store.Config().Stream
+	prefix := "js:" + stream + "@"
+	want := prefix + s.store.ID()
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", name, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var stale, staleViews, views []string
+	var other string
+	missing := map[string]map[string]uint64{}
+	for _, r := range rulesOf(s.cfg, name) {
+		view := r.ViewName()
+		if slices.Contains(views, view) {
+			continue
+		}
+		views = append(views, view)
+		offs, err := tx.Offsets(ctx, storeView+view)
+		if err != nil {
+			return fmt.Errorf("database %s: read the event store's identity: %w", name, err)
+		}
+		if _, ok := offs[want]; ok {
+			continue
+		}
+		missing[storeView+view] = map[string]uint64{want: 1}
+		for lane := range offs {
+			if strings.HasPrefix(lane, prefix) {
+				stale, other = append(stale, "'"+view+"', '"+storeView+view+"'"), strings.TrimPrefix(lane, prefix)
+				staleViews = append(staleViews, view)
+				break
+			}
+		}
+	}
+	if len(stale) > 0 {
+		return fmt.Errorf("%w: in database %s the offsets of views %s count in event store %s %s, but the event store "+
+			"opened is %s (recreated, e.g. a new --data, or another NATS): its events would be skipped as redeliveries. "+
+			"Point the event store back at the old data, or reset these offsets deliberately so the views fold the new "+
+			"store from its start: DELETE FROM %s WHERE view_name IN (%s) AND (lane LIKE 'js:%s:%%' OR lane LIKE 'js:%s@%%') "+
+			"(then replay the views that must drop rows of the old store)",
+			ErrStoreChanged, name, strings.Join(staleViews, ", "), stream, other, s.store.ID(), sink.OffsetTable, strings.Join(stale, ", "), stream, stream)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	for view, offs := range missing {
+		if err := tx.SetOffsets(ctx, view, offs); err != nil {
+			return fmt.Errorf("database %s: record the event store's identity: %w", name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("database %s: record the event store's identity: %w", name, err)
+	}
+	return nil
 }
 
 func (s *Service) newEngine(views []string, reg prometheus.Registerer) (*engine.Engine, error) {

@@ -223,3 +223,57 @@ func TestHTTPPublishTooLarge(t *testing.T) {
 		t.Errorf("an event of exactly the limit: %d %.200s", rec.Code, rec.Body)
 	}
 }
+
+// TestRecreatedEventStoreIsRefused: the embedded event store is recreated
+// (a new --data) against a view database that kept its offsets. The new
+// store's sequences start again at 1, so its events used to be skipped as
+// redeliveries without a word. The service now refuses to start, saying how
+// to reset; after the documented reset the new events are applied.
+func TestRecreatedEventStoreIsRefused(t *testing.T) {
+	svc, dir := openService(t)
+	files, err := rules.DirFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(svc *Service, body string, want string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = svc.Run(ctx) }()
+		if _, err := svc.Publish(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, want, func() bool { return orders(t, dir) == want })
+		cancel()
+		<-done
+		svc.Close()
+	}
+	run(svc, `{"type":"orderPlaced","payload":{"order":{"id":1,"total":"1.00"}}}`, "1=1.00")
+	svc, err = Open(context.Background(), Options{Files: files, DataDir: dir}) // the same store: its identity is kept
+	if err != nil {
+		t.Fatalf("reopening the same event store: %v", err)
+	}
+	run(svc, `{"type":"orderPlaced","payload":{"order":{"id":2,"total":"2.00"}}}`, "1=1.00,2=2.00")
+
+	if err := os.RemoveAll(filepath.Join(dir, "cqrs-nats")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), Options{Files: files, DataDir: dir})
+	if !errors.Is(err, ErrStoreChanged) || !strings.Contains(err.Error(), "DELETE FROM rosen_cqrs_offsets WHERE view_name IN ('orders', '#store:orders')") {
+		t.Fatalf("a recreated event store must be refused with how to reset: %v", err)
+	}
+	t.Log(err)
+	db, err := sql.Open("sqlite", filepath.Join(dir, "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM rosen_cqrs_offsets WHERE view_name IN ('orders', '#store:orders') AND (lane LIKE 'js:ROSEN_CQRS:%' OR lane LIKE 'js:ROSEN_CQRS@%')`); err != nil {
+		t.Fatal(err)
+	}
+	svc, err = Open(context.Background(), Options{Files: files, DataDir: dir})
+	if err != nil {
+		t.Fatalf("after the reset: %v", err)
+	}
+	run(svc, `{"type":"orderPlaced","payload":{"order":{"id":3,"total":"3.00"}}}`, "1=1.00,2=2.00,3=3.00")
+}

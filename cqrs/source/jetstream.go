@@ -2,12 +2,15 @@ package source
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -63,6 +66,7 @@ type EventStore struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	id     string // the stream's identity (ID)
 	// dlqMax and storeMax are the streams' own message size limits (≤ 0: none).
 	dlqMax, storeMax int32
 }
@@ -88,13 +92,22 @@ func OpenEventStore(ctx context.Context, cfg JetStreamConfig) (*EventStore, erro
 		s.Close()
 		return nil, fmt.Errorf("source: jetstream: %w", err)
 	}
+	meta, err := s.storeMetadata(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: cfg.Stream, Subjects: []string{cfg.Subject + ".*.*"}, Storage: jetstream.FileStorage,
-		Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute,
+		Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute, Metadata: meta,
 	})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("source: event store stream %s: %w", cfg.Stream, err)
+	}
+	info := s.stream.CachedInfo()
+	if s.id = info.Config.Metadata[storeIDKey]; s.id == "" { // a server before 2.10 keeps no metadata
+		s.id = "created-" + info.Created.UTC().Format(time.RFC3339Nano)
 	}
 	dlq, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: cfg.DeadLetterStream, Subjects: []string{cfg.DeadLetterSubject + ".>"}, Storage: jetstream.FileStorage,
@@ -107,6 +120,38 @@ func OpenEventStore(ctx context.Context, cfg JetStreamConfig) (*EventStore, erro
 	s.storeMax = s.stream.CachedInfo().Config.MaxMsgSize
 	return s, nil
 }
+
+// storeIDKey is the event store stream's metadata key holding its identity.
+const storeIDKey = "rosen-store-id"
+
+// storeMetadata is the stream's metadata as it is (an update replaces it),
+// with an identity made up when the stream is new or has none yet.
+func (s *EventStore) storeMetadata(ctx context.Context) (map[string]string, error) {
+	meta := map[string]string{}
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	switch {
+	case err == nil:
+		for k, v := range st.CachedInfo().Config.Metadata {
+			if !strings.HasPrefix(k, "_nats.") { // the server's own
+				meta[k] = v
+			}
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("source: event store stream %s: %w", s.cfg.Stream, err)
+	}
+	if meta[storeIDKey] == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		meta[storeIDKey] = hex.EncodeToString(b[:])
+	}
+	return meta, nil
+}
+
+// ID is the event store stream's identity: made up when the stream is
+// created and kept in its metadata, so a stream recreated under the same
+// name (a new --data) has another. Views record it beside their offsets,
+// which are sequences of one stream and mean nothing in another.
+func (s *EventStore) ID() string { return s.id }
 
 func startEmbedded(cfg JetStreamConfig) (*server.Server, error) {
 	dir := cfg.DataDir
