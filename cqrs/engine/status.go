@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,12 +47,22 @@ func newStatusBook(rs []*rules.Rule) *statusBook {
 	b := &statusBook{index: map[*rules.Rule]int{}}
 	byLabel := map[string]int{}
 	for _, r := range rs {
-		byLabel[ruleLabel(r)] = len(b.st.Rules)
-		b.st.Rules = append(b.st.Rules, RuleStatus{Rule: ruleLabel(r), View: r.ViewName(), Event: r.Event, Database: r.Database,
-			Table: r.Table, Method: r.Method, Exporters: r.Exporter})
-	}
-	for _, r := range rs {
-		b.index[r] = byLabel[ruleLabel(r)] // rules of one label share its entry
+		i, seen := byLabel[ruleLabel(r)]
+		if !seen {
+			i = len(b.st.Rules)
+			byLabel[ruleLabel(r)] = i
+			b.st.Rules = append(b.st.Rules, RuleStatus{Rule: ruleLabel(r), View: r.ViewName(), Event: r.Event, Database: r.Database,
+				Table: r.Table, Method: r.Method})
+		} else if e := &b.st.Rules[i]; !slices.Contains(strings.Split(e.Method, ","), r.Method) {
+			e.Method += "," + r.Method // e.g. an upsert and a filtered delete of one event into one table
+		}
+		e := &b.st.Rules[i]
+		for _, x := range r.Exporter {
+			if !slices.Contains(e.Exporters, x) {
+				e.Exporters = append(e.Exporters, x)
+			}
+		}
+		b.index[r] = i // rules of one event and table share one entry: it counts them all
 	}
 	return b
 }
