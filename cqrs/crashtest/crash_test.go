@@ -74,7 +74,7 @@ func TestCrashWorkersWhileEventsStream(t *testing.T) {
 		_ = js.DeleteStream(context.Background(), stream+"_DLQ")
 		if c, err := pgx.Connect(context.Background(), pgURL); err == nil {
 			_, _ = c.Exec(context.Background(), `DROP TABLE IF EXISTS "`+table+`"`)
-			_, _ = c.Exec(context.Background(), `DELETE FROM rosen_cqrs_offsets WHERE view_name = $1`, table)
+			_, _ = c.Exec(context.Background(), `DELETE FROM rosen_cqrs_offsets WHERE view_name = $1 OR view_name = $2`, table, "#store:"+table) // the view's offsets and its event store's id (service.storeView)
 			_ = c.Close(context.Background())
 		}
 	}()

@@ -68,13 +68,13 @@ func TestReplayIntoShadowWhileLiveEventsFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
 			q := func(s string) string { return strings.ReplaceAll(s, "TABLE", table) }
-			t.Cleanup(func() {
+			t.Cleanup(func() { // runs after the test function returns: db is closed here, not by a defer there
+				defer db.Close()
 				for _, tb := range []string{table, "rosen_shadow_" + table, "rosen_old_" + table, "rosen_snap_" + table} {
 					_, _ = db.Exec("DROP TABLE IF EXISTS " + tb)
 				}
-				_, _ = db.Exec(q("DELETE FROM rosen_cqrs_offsets WHERE view_name LIKE 'TABLE%'"))
+				_, _ = db.Exec(q("DELETE FROM rosen_cqrs_offsets WHERE view_name LIKE 'TABLE%' OR view_name LIKE '#store:TABLE%'"))
 				_, _ = db.Exec(q("DELETE FROM rosen_cqrs_snapshot_offsets WHERE view_name = 'TABLE'"))
 				_, _ = db.Exec(q("DELETE FROM rosen_cqrs_snapshots WHERE view_name = 'TABLE'"))
 			})
@@ -256,12 +256,12 @@ func TestBackfillNewRuleFromHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // runs after the test function returns: db is closed here, not by a defer there
+		defer db.Close()
 		for _, tb := range []string{users, names, "rosen_shadow_" + names, "rosen_old_" + names} {
 			_, _ = db.Exec("DROP TABLE IF EXISTS " + tb)
 		}
-		_, _ = db.Exec("DELETE FROM rosen_cqrs_offsets WHERE view_name IN ($1, $2, $3)", users, names, names+"~replay")
+		_, _ = db.Exec("DELETE FROM rosen_cqrs_offsets WHERE view_name IN ($1, $2, $3, $4, $5)", users, names, names+"~replay", "#store:"+users, "#store:"+names)
 	})
 	open := func(files rules.Files) (*Service, context.CancelFunc) {
 		svc, err := Open(context.Background(), Options{Files: files, DataDir: dir, JetStream: source.JetStreamConfig{DataDir: filepath.Join(dir, "nats"), Partitions: 2}})
