@@ -29,12 +29,42 @@ type Counters interface {
 	Apply(ctx context.Context, now time.Time, hits []Hit) (counts []uint64, over bool, err error)
 }
 
-// overLimit reports which enforced hits would exceed their limit.
+// overLimit reports whether an enforced hit would exceed its limit. A key
+// listed more than once (Envoy sends the same descriptor twice when two
+// rate-limit actions produce it) counts all its hits, as applying them one
+// after the other does (the Redis script).
 func overLimit(hits []Hit, current []uint64) bool {
+	if len(hits) == 1 {
+		h := hits[0]
+		return h.Enforce && current[0]+h.Hits > h.Limit
+	}
+	after := cumulative(hits, current)
 	for i, h := range hits {
-		if h.Enforce && current[i]+h.Hits > h.Limit {
+		if h.Enforce && after[i] > h.Limit {
 			return true
 		}
 	}
 	return false
+}
+
+// cumulative returns, for each hit, what its counter would be once it and
+// the earlier hits on the same key were applied to current.
+func cumulative(hits []Hit, current []uint64) []uint64 {
+	out := make([]uint64, len(hits))
+	var added map[string]uint64
+	for i, h := range hits {
+		if i > 0 && added == nil {
+			added = make(map[string]uint64, len(hits))
+			for _, p := range hits[:i] {
+				added[p.Key] += p.Hits
+			}
+		}
+		prev := uint64(0)
+		if added != nil {
+			prev = added[h.Key]
+			added[h.Key] = prev + h.Hits
+		}
+		out[i] = current[i] + prev + h.Hits
+	}
+	return out
 }

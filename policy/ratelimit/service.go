@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,10 @@ func (s *Service) decide(ctx context.Context, req *rlsv3.RateLimitRequest) (*rls
 		if addend == 0 {
 			addend = 1
 		}
+		// A descriptor's hits_addend is a uint64; past the request's uint32
+		// it only overflows counters (Redis refuses INCRBY beyond int64, a
+		// gRPC error Envoy may let through) and is over any limit anyway.
+		addend = min(addend, math.MaxUint32)
 		hits = append(hits, Hit{
 			Key:  counterKey(s.opts.KeyPrefix, req.GetDomain(), descs[i], l.unit, startSec),
 			Hits: addend, Limit: uint64(l.perUnit), Enforce: !l.shadow, TTL: reset + time.Second,
@@ -159,11 +164,17 @@ func (s *Service) decide(ctx context.Context, req *rlsv3.RateLimitRequest) (*rls
 		return nil, "error", err
 	}
 	result := "ok"
+	var wouldBe []uint64
+	if over {
+		// What each count would have been: a key listed twice counts both
+		// hits, so a request rejected for it is reported over its limit.
+		wouldBe = cumulative(hits, counts)
+	}
 	for k, i := range hitIdx {
 		h, st := hits[k], statuses[i]
 		after := counts[k]
 		if over {
-			after += h.Hits // what the count would have been
+			after = wouldBe[k]
 		}
 		if after > h.Limit {
 			if h.Enforce {

@@ -1,0 +1,58 @@
+package ratelimit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	commonrl "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// TestDuplicateDescriptor: Envoy sends one descriptor twice when two
+// rate-limit actions produce it (a client can arrange that with headers).
+// Both copies count, on every store alike: with 3 per minute, the first
+// request takes 2, the second would take the count to 4 and is rejected
+// without consuming anything, so one single request still fits. (Redis used
+// to take back the over-limit increments and then answer OK: with an odd
+// limit, every request from then on passed without counting.)
+func TestDuplicateDescriptor(t *testing.T) {
+	stores(t, func(t *testing.T, counters Counters, prefix string) {
+		clk := &clock{t: time.Unix(1_700_000_000, 0)}
+		s := newService(t, counters, prefix, clk)
+		d := desc("remote_address", "10.1.1.1")
+		for i, want := range []rlsv3.RateLimitResponse_Code{ok, over, over} {
+			if got := ask(t, s, d, d).GetOverallCode(); got != want {
+				t.Fatalf("request %d with the descriptor twice: %v, want %v", i, got, want)
+			}
+		}
+		if got := ask(t, s, d).GetOverallCode(); got != ok {
+			t.Fatalf("single request after the rejected ones: %v, want OK (count 3 of 3)", got)
+		}
+		if got := ask(t, s, d).GetOverallCode(); got != over {
+			t.Fatalf("fourth hit: %v, want OVER_LIMIT", got)
+		}
+	})
+}
+
+// TestHugeHitsAddend: a descriptor's hits_addend (uint64) beyond what a
+// counter can add is over the limit on every store, not a Redis error
+// (ERR value is not an integer) that Envoy's default failure mode allows.
+func TestHugeHitsAddend(t *testing.T) {
+	stores(t, func(t *testing.T, counters Counters, prefix string) {
+		clk := &clock{t: time.Unix(1_700_000_000, 0)}
+		s := newService(t, counters, prefix, clk)
+		for _, n := range []uint64{1 << 63, ^uint64(0)} {
+			d := desc("remote_address", "10.2.2.2")
+			d.HitsAddend = wrapperspb.UInt64(n)
+			resp, err := s.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "shop", Descriptors: []*commonrl.RateLimitDescriptor{d}})
+			if err != nil || resp.GetOverallCode() != over {
+				t.Fatalf("hits_addend %d: %v %v, want OVER_LIMIT", n, resp.GetOverallCode(), err)
+			}
+		}
+		if got := ask(t, s, desc("remote_address", "10.2.2.2")).GetOverallCode(); got != ok {
+			t.Fatalf("a normal request after them: %v, want OK (nothing consumed)", got)
+		}
+	})
+}
