@@ -3,6 +3,7 @@ package authz
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -38,7 +39,10 @@ func Response(d Decision) *authv3.CheckResponse {
 	if status == 0 || status == http.StatusOK {
 		status = http.StatusForbidden
 	}
-	resp.Status = &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: d.Reason}
+	// The reason may quote the request (Rosen's own errors, a token's
+	// verification error): a string that is not UTF-8 would fail the
+	// response's marshalling, a gRPC error instead of the deny.
+	resp.Status = &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: strings.ToValidUTF8(d.Reason, "\uFFFD")}
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
 		Headers: headerOptions(d.Headers, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrBadResult is a policy result that is neither a boolean nor a decision
@@ -80,11 +83,18 @@ func decodeObject(r map[string]any) (Decision, error) {
 			return d, fmt.Errorf("%w: http_status %v is not an HTTP status", ErrBadResult, status)
 		}
 	}
+	if !allowed && code != 0 && code < 200 {
+		// Envoy cannot send a 1xx as a final local reply.
+		return d, fmt.Errorf("%w: http_status %v is not a final HTTP status for a deny", ErrBadResult, status)
+	}
 	d.Status = statusFor(allowed, code)
 	if b, ok := r["body"]; ok {
 		s, ok := b.(string)
 		if !ok {
 			return d, fmt.Errorf("%w: body must be a string", ErrBadResult)
+		}
+		if !utf8.ValidString(s) {
+			return d, fmt.Errorf("%w: body is not valid UTF-8", ErrBadResult)
 		}
 		d.Body = s
 	}
@@ -144,6 +154,7 @@ func intOf(v any) (int, error) {
 // headerList accepts an object {name: value | [values]} (OPA-Envoy's form)
 // or a list of such objects; the result is sorted for stable responses.
 func headerList(v any, field string) ([]Header, error) {
+	isHeader := field != "query_parameters_to_set"
 	if v == nil {
 		return nil, nil
 	}
@@ -170,14 +181,23 @@ func headerList(v any, field string) ([]Header, error) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
+			if err := checkName(field, k, isHeader); err != nil {
+				return nil, err
+			}
 			switch val := m[k].(type) {
 			case string:
+				if err := checkValue(field, k, val); err != nil {
+					return nil, err
+				}
 				out = append(out, Header{k, val})
 			case []any:
 				for _, e := range val {
 					s, ok := e.(string)
 					if !ok {
 						return nil, fmt.Errorf("%w: %s[%q] values must be strings", ErrBadResult, field, k)
+					}
+					if err := checkValue(field, k, s); err != nil {
+						return nil, err
 					}
 					out = append(out, Header{k, s})
 				}
@@ -203,7 +223,49 @@ func stringList(v any, field string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: %s must be a list of strings", ErrBadResult, field)
 		}
+		if err := checkName(field, s, field == "request_headers_to_remove"); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// checkName refuses a header name (isHeader) that is not an HTTP token
+// (a leading ':' allowed for pseudo-headers), or a query parameter name that
+// is empty, is not UTF-8 or holds a control character: Envoy would put it on
+// the wire as is (CR/LF splits the request), and a string that is not UTF-8
+// cannot even be marshalled into the response, which fails the whole Check
+// with a gRPC error that failure_mode_allow turns into an allow.
+func checkName(field, name string, isHeader bool) error {
+	bad := name == ""
+	if isHeader {
+		for i := 0; i < len(name) && !bad; i++ {
+			bad = !isTokenChar(name[i]) && !(i == 0 && name[i] == ':' && len(name) > 1)
+		}
+	} else {
+		bad = bad || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl)
+	}
+	if bad {
+		return fmt.Errorf("%w: %s: %q is not a valid name", ErrBadResult, field, name)
+	}
+	return nil
+}
+
+// checkValue refuses a value that is not UTF-8 or holds NUL, CR or LF
+// (Envoy's own rule for header values).
+func checkValue(field, name, v string) error {
+	if !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n") {
+		return fmt.Errorf("%w: %s[%q]: value %q holds NUL, CR, LF or bytes that are not UTF-8", ErrBadResult, field, name, v)
+	}
+	return nil
+}
+
+// isTokenChar is RFC 9110's tchar.
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
