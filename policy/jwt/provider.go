@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -82,11 +83,42 @@ type fetchCounter struct {
 
 func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := f.rt.RoundTrip(r)
-	if err == nil && resp.StatusCode == http.StatusOK {
+	if err != nil {
+		return resp, err
+	}
+	if resp.StatusCode == http.StatusOK {
 		f.n.Add(1)
 	}
-	return resp, err
+	resp.Body = &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: r.URL.Redacted()}
+	return resp, nil
 }
+
+// MaxDocumentBytes bounds a discovery document or JWKS: go-oidc reads the
+// whole body into memory, so an endpoint answering without end would
+// otherwise grow the heap until the fetch timeout (gigabytes). Real key sets
+// are a few KiB.
+const MaxDocumentBytes = 1 << 20
+
+// limitedBody fails a read past its limit.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	url  string
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("%w: %s: document larger than %d bytes", ErrKeys, b.url, MaxDocumentBytes)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
 
 func (k *keys) get(ctx context.Context) (oidc.KeySet, error) {
 	k.mu.Lock()
