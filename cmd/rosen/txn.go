@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +41,7 @@ type txnFlags struct {
 	timeout     time.Duration
 	owner       string
 	prefix      string
+	denyNets    []string
 }
 
 var serveTxn = &txnFlags{}
@@ -53,6 +56,11 @@ func (f *txnFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.callTimeout, "txn-call-timeout", 5*time.Second, "bound on one confirm/cancel call to a participant [ROSEN_TXN_CALL_TIMEOUT]")
 	fs.DurationVar(&f.timeout, "txn-default-timeout", 60*time.Second, "timeout of a transaction that names none [ROSEN_TXN_DEFAULT_TIMEOUT]")
 	fs.StringVar(&f.prefix, "txn-table-prefix", "rosen", "prefix of the store's table names, to keep several coordinator groups in one database [ROSEN_TXN_TABLE_PREFIX]")
+	deny := make([]string, len(coordinator.DefaultDenyNets))
+	for i, p := range coordinator.DefaultDenyNets {
+		deny[i] = p.String()
+	}
+	fs.StringSliceVar(&f.denyNets, "txn-deny-nets", deny, "networks (CIDR) participants may not be in: branches naming one are refused and the coordinator will not connect to one, names checked after resolution; the default is link-local and cloud metadata addresses; \"\" allows all [ROSEN_TXN_DENY_NETS]")
 	fs.StringVar(&f.owner, "txn-owner", "", "this replica's name in leases (default host-pid-random) [ROSEN_TXN_OWNER]")
 }
 
@@ -79,12 +87,23 @@ func (f *txnFlags) start(ctx context.Context, log *zap.Logger, reg prometheus.Re
 	if f.lease < 2*f.callTimeout {
 		return nil, nil, nil, fmt.Errorf("--txn-lease %s must be at least twice --txn-call-timeout %s", f.lease, f.callTimeout)
 	}
+	deny := []netip.Prefix{} // non-nil: an empty flag allows every address
+	for _, s := range f.denyNets {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--txn-deny-nets %q: want a CIDR such as 169.254.0.0/16: %w", s, err)
+		}
+		deny = append(deny, p.Masked())
+	}
 	st, err := f.openStore(ctx, dataDir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	c, err := coordinator.New(coordinator.Options{Store: st, Log: log, Registry: reg, Owner: f.owner, Lease: f.lease,
-		CallTimeout: f.callTimeout, DefaultTimeout: f.timeout, WebhookURL: f.webhook, Retention: f.retention})
+		CallTimeout: f.callTimeout, DefaultTimeout: f.timeout, WebhookURL: f.webhook, Retention: f.retention, DenyNets: deny})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, nil, err

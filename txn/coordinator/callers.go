@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"time"
 
@@ -16,8 +17,16 @@ type SchemeCaller struct {
 }
 
 // NewSchemeCaller returns HTTP and gRPC callers sharing one per-call timeout.
-func NewSchemeCaller(timeout time.Duration) *SchemeCaller {
-	return &SchemeCaller{HTTP: NewHTTPCaller(timeout), GRPC: NewGRPCCaller(timeout)}
+// They connect to any address; the coordinator's own caller (Options.Caller
+// left nil) also refuses Options.DenyNets.
+func NewSchemeCaller(timeout time.Duration) *SchemeCaller { return newSchemeCaller(timeout, nil) }
+
+func newSchemeCaller(timeout time.Duration, guard netGuard) *SchemeCaller {
+	h := NewHTTPCaller(timeout)
+	h.Client.Transport.(*http.Transport).DialContext = guard.dialer().DialContext
+	g := NewGRPCCaller(timeout)
+	g.dial = guard.dialContext
+	return &SchemeCaller{HTTP: h, GRPC: g}
 }
 
 // Call implements Caller.

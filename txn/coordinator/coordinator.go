@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -39,7 +40,13 @@ type Options struct {
 	Store    store.Store
 	Log      *zap.Logger
 	Registry prometheus.Registerer
-	Caller   Caller        // NewSchemeCaller(CallTimeout): http(s):// and grpc:// actions
+	Caller   Caller // NewSchemeCaller(CallTimeout): http(s):// and grpc:// actions, dialled through DenyNets
+	// DenyNets are networks participants may not be in: a branch whose URL
+	// is a literal address in one is refused at registration, and the
+	// default caller refuses to connect to one (names are checked after
+	// resolution, redirects included). Nil means DefaultDenyNets; an empty,
+	// non-nil slice allows every address.
+	DenyNets []netip.Prefix
 	Owner    string        // this replica's name in leases: host-pid-random
 	Lease    time.Duration // 15s: how long a claimed transaction is ours before another replica may take it
 	Poll     time.Duration // 200ms: how often due work is claimed
@@ -75,6 +82,7 @@ type Coordinator struct {
 	running map[string]bool // transactions with a round in flight here → run once more
 
 	settings atomic.Pointer[Settings] // settings.go: the defaults Begin applies
+	guard    netGuard                 // Options.DenyNets
 }
 
 // New returns a coordinator; call Run to process due work and Close (or end Run) to stop.
@@ -108,8 +116,12 @@ func New(opts Options) (*Coordinator, error) {
 	if err := checkPolicy(opts.DefaultPolicy); err != nil {
 		return nil, err
 	}
+	if opts.DenyNets == nil {
+		opts.DenyNets = DefaultDenyNets
+	}
+	guard := netGuard(opts.DenyNets)
 	if opts.Caller == nil {
-		opts.Caller = NewSchemeCaller(opts.CallTimeout)
+		opts.Caller = newSchemeCaller(opts.CallTimeout, guard)
 	}
 	if opts.Owner == "" {
 		host, _ := os.Hostname()
@@ -128,7 +140,7 @@ func New(opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	log := opts.Log.Named("txn")
-	c := &Coordinator{opts: opts, log: log, m: m, waiters: map[string][]chan *store.Txn{}, running: map[string]bool{}}
+	c := &Coordinator{opts: opts, guard: guard, log: log, m: m, waiters: map[string][]chan *store.Txn{}, running: map[string]bool{}}
 	c.alert = newAlerter(log, m, opts.WebhookURL)
 	c.settings.Store(&Settings{DefaultTimeout: opts.DefaultTimeout, MaxTimeout: opts.MaxTimeout, DefaultPolicy: opts.DefaultPolicy, WebhookURL: opts.WebhookURL, Retention: opts.Retention})
 	c.base, c.cancel = context.WithCancel(context.Background())
@@ -233,21 +245,24 @@ var headerRe = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_` + "`" + `|~-]{1,100}$
 
 // CheckBranch reports what Register would refuse in b before touching the
 // store (ErrBadInput): callers registering several branches check them all first.
-func CheckBranch(b store.Branch) error { return checkBranch(b) }
+func (c *Coordinator) CheckBranch(b store.Branch) error { return c.guard.checkBranch(b) }
 
-func checkBranch(b store.Branch) error {
+func (g netGuard) checkBranch(b store.Branch) error {
 	if err := checkID("branch id", b.ID); err != nil {
 		return err
 	}
 	if b.Confirm.URL == "" && b.Cancel.URL == "" {
 		return fmt.Errorf("%w: branch %s has neither a confirm nor a cancel action", ErrBadInput, b.ID)
 	}
-	for _, a := range []store.Action{b.Confirm, b.Cancel} {
+	for i, a := range []store.Action{b.Confirm, b.Cancel} {
 		if a.URL == "" {
 			continue
 		}
 		if err := checkAction(a); err != nil {
 			return fmt.Errorf("branch %s: %w", b.ID, err)
+		}
+		if err := g.checkURL(a.URL); err != nil {
+			return fmt.Errorf("branch %s: %s URL: %w", b.ID, [2]string{"confirm", "cancel"}[i], err)
 		}
 		switch a.Method {
 		case "", http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodGet:
@@ -304,7 +319,7 @@ func (c *Coordinator) Begin(ctx context.Context, r BeginRequest) (*store.Txn, er
 	}
 	seen := map[string]bool{}
 	for _, b := range r.Branches {
-		if err := checkBranch(b); err != nil {
+		if err := c.guard.checkBranch(b); err != nil {
 			return nil, err
 		}
 		if seen[b.ID] {
@@ -335,7 +350,7 @@ func (c *Coordinator) Register(ctx context.Context, txnID string, b store.Branch
 	if err := checkID("transaction id", txnID); err != nil {
 		return err
 	}
-	if err := checkBranch(b); err != nil {
+	if err := c.guard.checkBranch(b); err != nil {
 		return err
 	}
 	if err := c.opts.Store.AddBranch(ctx, txnID, b, c.opts.Now().UTC()); err != nil {

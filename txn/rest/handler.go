@@ -30,6 +30,8 @@ import (
 type Coordinator interface {
 	Begin(ctx context.Context, r coordinator.BeginRequest) (*store.Txn, error)
 	Register(ctx context.Context, txnID string, b store.Branch) error
+	// CheckBranch reports what Register would refuse in b, without a store.
+	CheckBranch(b store.Branch) error
 	Commit(ctx context.Context, id string, wait time.Duration) (*store.Txn, error)
 	Abort(ctx context.Context, id, reason string, wait time.Duration) (*store.Txn, error)
 	Retry(ctx context.Context, id string, wait time.Duration) (*store.Txn, error)

@@ -111,6 +111,15 @@ func TestHostileBodies(t *testing.T) {
 	if v := get(created.TransactionID); v["branches"] != nil && len(v["branches"].([]any)) != 0 {
 		t.Errorf("a refused Twist PUT left branches behind: %v", v["branches"])
 	}
+	// A participant URL at the cloud metadata address is refused (SSRF), in
+	// both APIs, naming the network; the flag --txn-deny-nets sets the list.
+	meta := "http://169.254.169.254/latest/meta-data/"
+	if code, b := str("POST", base+"/ct0/branches", "application/json", `{"branch_id":"m1","confirm":"`+meta+`"}`); code != 400 || !bytes.Contains(b, []byte("169.254.0.0/16")) {
+		t.Errorf("metadata branch: %d %s", code, b)
+	}
+	if code, b := str("PUT", tw, "application/json", `{"tasks":[{"id":"m2","confirm":{"url":"`+meta+`"}}]}`); code != 400 || !bytes.Contains(b, []byte("169.254.0.0/16")) {
+		t.Errorf("twist metadata task: %d %s", code, b)
+	}
 }
 
 // A body that ends before its Content-Length is the client's fault (400),

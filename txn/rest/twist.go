@@ -85,7 +85,7 @@ func (h *handler) twistRegister(c echo.Context) error {
 			Cancel:  store.Action{URL: task.Cancel.URL, Method: task.Cancel.Method, Body: task.Cancel.Body}}
 		// Every task is checked before any is registered, so a bad one
 		// leaves none of the others behind.
-		if err := coordinator.CheckBranch(branches[i]); err != nil {
+		if err := h.c.CheckBranch(branches[i]); err != nil {
 			return fmt.Errorf("tasks[%d]: %w", i, err)
 		}
 	}

@@ -1,0 +1,105 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultDenyNets are the networks the coordinator never calls unless told
+// to: link-local addresses, where the cloud instance metadata services
+// answer (169.254.169.254 on AWS, GCP and Azure), and AWS's IPv6 metadata
+// address. A branch's confirm and cancel URLs come from whoever may begin a
+// transaction; without this a client could make the coordinator call the
+// metadata service with the coordinator's network identity and read part of
+// the answer back from the transaction's status.
+var DefaultDenyNets = []netip.Prefix{
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("fd00:ec2::254/128"),
+}
+
+// netGuard refuses participant addresses in its networks. It is checked
+// twice: on the URL when a branch is registered (a literal address gets a
+// 400 at once) and on every connection's resolved address (a name that
+// resolves into a denied network, a redirect to one, or DNS that changes
+// after registration).
+type netGuard []netip.Prefix
+
+// denied returns the network of nets that holds ip, if any.
+func (g netGuard) denied(ip netip.Addr) (netip.Prefix, bool) {
+	ip = ip.Unmap().WithZone("")
+	for _, p := range g {
+		if p.Contains(ip) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// checkHost refuses a literal IP host in a denied network; names are left to
+// the dial-time check.
+func (g netGuard) checkHost(host string) error {
+	if len(g) == 0 {
+		return nil
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		// Forms net.ParseIP does not take but some resolvers do (0xa9fe.0xa9fe,
+		// 2852039166) are resolved by the OS at dial time and caught there.
+		return nil
+	}
+	if p, bad := g.denied(ip); bad {
+		return fmt.Errorf("%w: address %s is in %s, which participants may not use (--txn-deny-nets)", ErrBadInput, ip, p)
+	}
+	return nil
+}
+
+// checkURL refuses an http(s) or grpc URL whose host is a denied literal address.
+func (g netGuard) checkURL(raw string) error {
+	if len(g) == 0 {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // checkAction reports the malformed URL
+	}
+	return g.checkHost(u.Hostname())
+}
+
+// control is a net.Dialer.Control: it runs after name resolution, on the
+// address about to be connected to.
+func (g netGuard) control(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("participant address %q: %w", address, err)
+	}
+	if p, bad := g.denied(ip); bad {
+		return fmt.Errorf("participant address %s is in %s, which participants may not use (--txn-deny-nets)", ip, p)
+	}
+	return nil
+}
+
+// dialer returns the dialer participant connections use.
+func (g netGuard) dialer() *net.Dialer {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if len(g) > 0 {
+		d.Control = g.control
+	}
+	return d
+}
+
+// dialContext is dialer().DialContext in the shape grpc.WithContextDialer wants.
+func (g netGuard) dialContext(ctx context.Context, addr string) (net.Conn, error) {
+	return g.dialer().DialContext(ctx, "tcp", addr)
+}
