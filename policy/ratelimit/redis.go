@@ -88,6 +88,7 @@ type Redis struct {
 
 // redisCall is one request waiting for its batch.
 type redisCall struct {
+	ctx    context.Context
 	hits   []Hit
 	counts []uint64
 	over   bool
@@ -116,7 +117,7 @@ func NewRedisWith(client redis.UniversalClient, opts RedisOptions) *Redis {
 // Apply implements Counters.
 func (r *Redis) Apply(ctx context.Context, _ time.Time, hits []Hit) ([]uint64, bool, error) {
 	c := callPool.Get().(*redisCall)
-	c.hits, c.counts, c.over, c.err = hits, make([]uint64, len(hits)), false, nil
+	c.ctx, c.hits, c.counts, c.over, c.err = ctx, hits, make([]uint64, len(hits)), false, nil
 	r.mu.Lock()
 	r.queue = append(r.queue, c)
 	if r.inFlight < r.opts.MaxInFlight {
@@ -130,17 +131,29 @@ func (r *Redis) Apply(ctx context.Context, _ time.Time, hits []Hit) ([]uint64, b
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		// The batch may still apply the hits; c is left to it (not pooled).
+		// A batch that took c already may still apply the hits; one that
+		// has not drops it (take). c is left to it (not pooled).
 		return nil, false, fmt.Errorf("%w: %w", ErrCounter, ctx.Err())
 	}
 	counts, over, err := c.counts, c.over, c.err
-	c.hits, c.counts = nil, nil
+	c.ctx, c.hits, c.counts = nil, nil, nil
 	callPool.Put(c)
 	return counts, over, err
 }
 
-// take removes up to MaxBatch queued calls; r.mu is held.
+// take removes up to MaxBatch queued calls; r.mu is held. Calls whose
+// callers have given up (their context ended while Redis was slow or down)
+// are dropped first: they were answered with an error, and kept they would
+// pile up for as long as the outage lasts and then all count at once.
 func (r *Redis) take() []*redisCall {
+	live := r.queue[:0]
+	for _, c := range r.queue {
+		if c.ctx.Err() == nil {
+			live = append(live, c)
+		}
+	}
+	clear(r.queue[len(live):])
+	r.queue = live
 	n := min(len(r.queue), r.opts.MaxBatch)
 	batch := make([]*redisCall, n)
 	copy(batch, r.queue)
@@ -155,12 +168,12 @@ func (r *Redis) take() []*redisCall {
 func (r *Redis) flush(batch []*redisCall) {
 	r.run(batch)
 	r.mu.Lock()
-	if len(r.queue) == 0 {
+	next := r.take()
+	if len(next) == 0 {
 		r.inFlight--
 		r.mu.Unlock()
 		return
 	}
-	next := r.take()
 	r.mu.Unlock()
 	go r.flush(next)
 }
