@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,6 +24,27 @@ type Entry struct {
 	// WouldAllow is the policy's own answer in dry-run mode.
 	WouldAllow bool          `json:"would_allow,omitempty"`
 	Latency    time.Duration `json:"latency_ns"`
+}
+
+// MaxEntryField bounds each string of a kept or logged decision: a request
+// can carry megabytes of path or header (gRPC allows 4 MiB), and the ring
+// would otherwise keep a thousand of them (gigabytes).
+const MaxEntryField = 1024
+
+// clipped returns e with every request-supplied string cut to MaxEntryField
+// bytes (marked with the full length).
+func (e Entry) clipped() Entry {
+	for _, f := range []*string{&e.RequestID, &e.Method, &e.Host, &e.Path, &e.CanonicalPath, &e.Subject, &e.Reason} {
+		*f = clip(*f)
+	}
+	return e
+}
+
+func clip(s string) string {
+	if len(s) <= MaxEntryField {
+		return s
+	}
+	return strings.ToValidUTF8(s[:MaxEntryField], "") + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // Ring keeps the last N decisions in memory.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -103,5 +104,24 @@ allow := {"allowed": true, "headers": {"x-ok": ["a", "b"], ":path": "/x"}, "quer
 	resp, err := grpcClient(t, s2).Check(context.Background(), checkRequest("GET", "/fine", nil, ""))
 	if err != nil || httpStatus(resp) != 401 || !strings.Contains(resp.GetStatus().GetMessage(), "bad alg \"\uFFFD\"") {
 		t.Fatalf("reason not UTF-8: %v %v", resp, err)
+	}
+}
+
+// TestDecisionLogBounded: the decision ring keeps a bounded prefix of each
+// request-supplied string. It kept them whole: 50 checks with a 1 MiB path
+// and request id held 151 MB, and a full ring of 4 MiB requests gigabytes.
+func TestDecisionLogBounded(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "p.rego", header+"default allow := false\n")
+	s := newTestServer(t, dir, Options{})
+	long := "/" + strings.Repeat("é", 1<<19) // 1 MiB, cut inside a rune
+	req := checkRequest("GET", long, map[string]string{"x-request-id": long}, "")
+	req.Attributes.Request.Http.Host = long
+	check(t, s, req)
+	e := s.Decisions()[0]
+	for name, v := range map[string]string{"path": e.Path, "canonical_path": e.CanonicalPath, "request_id": e.RequestID, "host": e.Host} {
+		if len(v) > MaxEntryField+32 || !strings.HasSuffix(v, "(1048577 bytes)") || !utf8.ValidString(v) {
+			t.Fatalf("%s kept as %d bytes: %q", name, len(v), v[len(v)-32:])
+		}
 	}
 }

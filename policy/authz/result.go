@@ -256,6 +256,9 @@ func checkName(field, name string, isHeader bool) error {
 // (Envoy's own rule for header values).
 func checkValue(field, name, v string) error {
 	if !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n") {
+		if len(v) > 64 {
+			v = v[:64] + "…"
+		}
 		return fmt.Errorf("%w: %s[%q]: value %q holds NUL, CR, LF or bytes that are not UTF-8", ErrBadResult, field, name, v)
 	}
 	return nil

@@ -97,12 +97,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	e.Latency = time.Since(start)
 	e.Time = start
 	e.Allowed, e.Status, e.Reason = d.Allowed, d.Status, d.Reason
+	e = e.clipped()
 	s.ring.Add(e)
 	s.metrics.observe(result, e.Latency)
 	if ce := s.log.Check(logLevel(result), "decision"); ce != nil {
 		ce.Write(zap.String("request_id", e.RequestID), zap.String("method", e.Method),
 			zap.String("path", e.Path), zap.String("canonical_path", e.CanonicalPath),
-			zap.Bool("allowed", d.Allowed), zap.Int("status", d.Status), zap.String("reason", d.Reason),
+			zap.Bool("allowed", d.Allowed), zap.Int("status", d.Status), zap.String("reason", e.Reason),
 			zap.String("policy_version", e.PolicyVersion), zap.Bool("dry_run", e.DryRun),
 			zap.String("result", result), zap.Duration("latency", e.Latency))
 	}
