@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sort"
 	"strings"
 	"time"
 
@@ -82,7 +83,25 @@ func New(opts Options) *Server {
 	e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
 	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 	e.GET("/debug/config-errors", s.configErrors)
+	e.GET("/", s.index)
 	return s
+}
+
+// index answers GET / with what this server serves, so that a newcomer who
+// opens the HTTP address in a browser sees where to go instead of a 404.
+func (s *Server) index(c echo.Context) error {
+	seen := map[string]bool{}
+	var paths []string
+	for _, r := range s.echo.Routes() {
+		p := strings.TrimSuffix(r.Path, "/*")
+		if p == "" || p == "/" || strings.HasPrefix(p, "/debug/pprof/") || seen[p] {
+			continue
+		}
+		seen[p] = true
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return c.JSON(http.StatusOK, map[string]any{"name": "rosen", "version": s.opts.Version, "paths": paths})
 }
 
 // Mount serves h under prefix (e.g. "/api/txn"), for the modules beside the

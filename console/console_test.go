@@ -104,6 +104,29 @@ func TestMount(t *testing.T) {
 	}
 }
 
+// GET / lists what the server serves, mounted modules included, once each.
+func TestIndexListsPaths(t *testing.T) {
+	s := New(Options{Version: "v-test"})
+	s.Mount("/api/things", http.NotFoundHandler())
+	rec := get(t, s.Handler(), "GET", "/")
+	var v struct {
+		Name, Version string
+		Paths         []string
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &v) != nil || v.Name != "rosen" || v.Version != "v-test" {
+		t.Fatalf("GET /: %d %s", rec.Code, rec.Body)
+	}
+	want := map[string]bool{"/api/things": true, "/healthz": true, "/readyz": true, "/debug/syncz": true, "/debug/config-errors": true}
+	seen := map[string]int{}
+	for _, p := range v.Paths {
+		seen[p]++
+		delete(want, p)
+	}
+	if len(want) != 0 || seen["/api/things"] != 1 || seen["/"] != 0 {
+		t.Fatalf("paths %v, missing %v", v.Paths, want)
+	}
+}
+
 func TestPprof(t *testing.T) {
 	h := New(Options{}).Handler()
 	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
