@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -123,5 +126,32 @@ func TestDecisionLogBounded(t *testing.T) {
 		if len(v) > MaxEntryField+32 || !strings.HasSuffix(v, "(1048577 bytes)") || !utf8.ValidString(v) {
 			t.Fatalf("%s kept as %d bytes: %q", name, len(v), v[len(v)-32:])
 		}
+	}
+}
+
+// TestNamedPipeInPolicyFolder: a named pipe in the policy folder is an error
+// naming it, and the policy in force stays. The loader used to open it and
+// block for ever, and with it every later reload of the folder.
+func TestNamedPipeInPolicyFolder(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "p.rego", header+"default allow := true\n")
+	s := newTestServer(t, dir, Options{})
+	v1 := s.Policy().Version
+	fifo := filepath.Join(dir, "q.rego")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Reload(context.Background(), dir, "") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCompile) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("reload with a named pipe: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reload blocked on the named pipe")
+	}
+	if s.Policy().Version != v1 {
+		t.Fatal("the policy in force changed")
 	}
 }

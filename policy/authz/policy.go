@@ -16,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 )
 
 // ErrCompile is a policy folder that does not load or compile; the message
@@ -60,6 +62,9 @@ func Load(ctx context.Context, dir, query string) (*Policy, error) {
 		query = DefaultQuery
 	}
 	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+	}
+	if err := folderwatch.CheckTree(dir); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
 	}
 	res, err := loader.NewFileLoader().WithProcessAnnotation(true).Filtered([]string{dir}, skipFile)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 )
 
 // ErrConfig is a rate-limit configuration that cannot be used; the message
@@ -175,7 +177,7 @@ func LoadDir(dir string) (*Config, error) {
 	}
 	var domains []*Domain
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := folderwatch.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -2,6 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,4 +60,39 @@ func TestHugeHitsAddend(t *testing.T) {
 			t.Fatalf("a normal request after them: %v, want OK (nothing consumed)", got)
 		}
 	})
+}
+
+// TestNamedPipeInConfigFolder: a named pipe among the rate-limit files is an
+// error naming it, and the configuration in force stays. Reading it used to
+// block for ever, and with it every later reload.
+func TestNamedPipeInConfigFolder(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("testdata/shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "shop.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{})
+	if err := s.Reload(dir); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "q.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Reload(dir) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), fifo) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("reload with a named pipe: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reload blocked on the named pipe")
+	}
+	if !s.Config().HasDomain("shop") {
+		t.Fatal("the configuration in force changed")
+	}
 }
