@@ -2,12 +2,15 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rosenmesh/rosen/policy/jwt/testissuer"
 )
@@ -41,5 +44,39 @@ func TestEndlessJWKS(t *testing.T) {
 	srv.CloseClientConnections()
 	if n := sent.Load(); n > 64<<20 {
 		t.Fatalf("%d bytes read from the endless JWKS", n)
+	}
+}
+
+// TestBadSignaturesKeepCache: a token with the provider's issuer and kid
+// but a forged signature makes go-oidc fetch the JWKS again; the same key
+// set coming back must not count as a rotation. It did (every successful
+// fetch counted), so anyone could empty the verified-token cache with one
+// forged token per request.
+func TestBadSignaturesKeepCache(t *testing.T) {
+	is := startIssuer(t)
+	v, _ := New([]Provider{{Issuer: is.URL(), JWKSURI: is.JWKSURL()}}, Options{})
+	good := token(t, is, testissuer.Claims{Subject: "a"})
+	for range 2 { // the first verification fetches the keys, so caches as stale
+		if _, err := v.VerifyToken(context.Background(), good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := sha256.Sum256([]byte(good))
+	if _, ok := v.cache.get(sum, time.Now()); !ok {
+		t.Fatal("verified token not cached")
+	}
+	parts := strings.Split(good, ".")
+	fetches := is.JWKSFetches.Load()
+	for i := range 5 {
+		forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte{byte(i), 1, 2, 3})
+		if _, err := v.VerifyToken(context.Background(), forged); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("forged signature: %v", err)
+		}
+	}
+	if is.JWKSFetches.Load() == fetches {
+		t.Fatal("forged tokens fetched no JWKS: the test no longer shows anything")
+	}
+	if _, ok := v.cache.get(sum, time.Now()); !ok {
+		t.Fatal("forged tokens emptied the verified-token cache")
 	}
 }

@@ -9,8 +9,10 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"sync"
@@ -59,10 +61,15 @@ type keys struct {
 	client *http.Client
 	mu     sync.Mutex
 	set    oidc.KeySet
-	// epoch counts the documents (discovery, JWKS) fetched for this provider:
-	// a change means the keys may have rotated, so verified-token cache
-	// entries from before it are verified again.
+	// epoch counts the changes of the documents (discovery, JWKS) fetched
+	// for this provider: a change means the keys may have rotated, so
+	// verified-token cache entries from before it are verified again. A
+	// fetch that brings the same document back changes nothing: any token
+	// with a valid issuer but a bad signature makes go-oidc fetch the JWKS
+	// again, and counting those fetches let such tokens empty the cache.
 	epoch atomic.Uint64
+	// docs holds the SHA-256 of the last document fetched from each URL.
+	docs sync.Map
 }
 
 func newKeys(p Provider, base *http.Client) *keys {
@@ -71,14 +78,16 @@ func newKeys(p Provider, base *http.Client) *keys {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	k.client = &http.Client{Timeout: base.Timeout, Transport: fetchCounter{rt: rt, n: &k.epoch}}
+	k.client = &http.Client{Timeout: base.Timeout, Transport: fetchCounter{rt: rt, n: &k.epoch, docs: &k.docs}}
 	return k
 }
 
-// fetchCounter counts successful fetches through a provider's client.
+// fetchCounter counts the successful fetches through a provider's client
+// that bring a document different from the URL's previous one.
 type fetchCounter struct {
-	rt http.RoundTripper
-	n  *atomic.Uint64
+	rt   http.RoundTripper
+	n    *atomic.Uint64
+	docs *sync.Map
 }
 
 func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -86,10 +95,16 @@ func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
+	b := &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: r.URL.Redacted()}
 	if resp.StatusCode == http.StatusOK {
-		f.n.Add(1)
+		b.h = sha256.New()
+		b.done = func(sum [sha256.Size]byte) {
+			if prev, ok := f.docs.Swap(b.url, sum); !ok || prev.([sha256.Size]byte) != sum {
+				f.n.Add(1)
+			}
+		}
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: r.URL.Redacted()}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -99,11 +114,14 @@ func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 // are a few KiB.
 const MaxDocumentBytes = 1 << 20
 
-// limitedBody fails a read past its limit.
+// limitedBody fails a read past its limit; a body read to its end is
+// passed to done (its SHA-256).
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
 	url  string
+	h    hash.Hash
+	done func([sha256.Size]byte)
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -115,6 +133,15 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	if b.h != nil {
+		b.h.Write(p[:n])
+		if err == io.EOF {
+			var sum [sha256.Size]byte
+			b.h.Sum(sum[:0])
+			b.h = nil
+			b.done(sum)
+		}
+	}
 	return n, err
 }
 
