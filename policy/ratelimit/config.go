@@ -5,6 +5,8 @@
 package ratelimit
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +49,28 @@ type RateLimit struct {
 	Unlimited       bool      `json:"unlimited,omitempty"`
 	Name            string    `json:"name,omitempty"`
 	Replaces        []Replace `json:"replaces,omitempty"`
+	// hasPerUnit records that requests_per_unit was written (0 is a
+	// deliberate "reject all"; a missing one is an error).
+	hasPerUnit bool
+}
+
+// UnmarshalJSON decodes strictly (unknown fields are errors) and notes
+// whether requests_per_unit was given.
+func (r *RateLimit) UnmarshalJSON(data []byte) error {
+	type plain RateLimit
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return err
+	}
+	_, p.hasPerUnit = fields["requests_per_unit"]
+	*r = RateLimit(p)
+	return nil
 }
 
 // Descriptor is one node of a domain's descriptor tree.
@@ -119,8 +143,8 @@ func checkDescriptors(ds []Descriptor, path string) error {
 				return fmt.Errorf("%s.rate_limit.unit: unknown unit %q (second, minute, hour, day, week, month, year)", at, rl.Unit)
 			}
 			rl.Unit = Unit(strings.ToLower(string(rl.Unit)))
-			if !rl.Unlimited && rl.RequestsPerUnit == 0 && rl.Unit == "" {
-				return fmt.Errorf("%s.rate_limit: needs unit and requests_per_unit, or unlimited", at)
+			if !rl.Unlimited && !rl.hasPerUnit {
+				return fmt.Errorf("%s.rate_limit.requests_per_unit: required (0 rejects every request; unlimited: true allows all)", at)
 			}
 			for k, r := range rl.Replaces {
 				if r.Name == "" {

@@ -96,3 +96,20 @@ func TestNamedPipeInConfigFolder(t *testing.T) {
 		t.Fatal("the configuration in force changed")
 	}
 }
+
+// TestLimitWithoutRequestsPerUnit: a rate_limit that forgets
+// requests_per_unit is an error naming the field (as ParseDomain promises);
+// it was read as 0, which rejects every request the descriptor matches. An
+// explicit 0 stays allowed.
+func TestLimitWithoutRequestsPerUnit(t *testing.T) {
+	_, err := ParseDomain("shop.yaml", []byte("domain: d\ndescriptors:\n  - key: a\n    descriptors:\n      - key: b\n        rate_limit: {unit: minute}\n"))
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "shop.yaml: descriptors[0].descriptors[0].rate_limit.requests_per_unit: required") {
+		t.Fatalf("missing requests_per_unit: %v", err)
+	}
+	if _, err := ParseDomain("shop.yaml", []byte("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: minute, requests_per_unit: 0}\n")); err != nil {
+		t.Fatalf("explicit 0: %v", err)
+	}
+	if _, err := ParseDomain("shop.yaml", []byte("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unlimited: true}\n")); err != nil {
+		t.Fatalf("unlimited: %v", err)
+	}
+}
