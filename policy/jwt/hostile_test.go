@@ -80,3 +80,53 @@ func TestBadSignaturesKeepCache(t *testing.T) {
 		t.Fatal("forged tokens emptied the verified-token cache")
 	}
 }
+
+// TestForgedTokensDoNotHammerTheIssuer: every token with a bad signature or
+// an unknown kid makes go-oidc fetch the JWKS again. Once a fetch brings
+// back the same key set, the URL is answered from that copy for
+// RefetchCooldown: twenty forged tokens cost the identity provider one
+// request (they cost twenty). A rotation that lands during the cooldown is
+// picked up when it ends; one after a fetch that found a change at once
+// (TestRotation).
+func TestForgedTokensDoNotHammerTheIssuer(t *testing.T) {
+	is := startIssuer(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	v, _ := New([]Provider{{Issuer: is.URL(), JWKSURI: is.JWKSURL()}}, Options{Now: clock, CacheSize: -1})
+	good := token(t, is, testissuer.Claims{Subject: "a"})
+	if _, err := v.VerifyToken(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	fetches := is.JWKSFetches.Load()
+	for i := range 20 {
+		forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte{byte(i), 1, 2, 3})
+		if _, err := v.VerifyToken(context.Background(), forged); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("forged signature: %v", err)
+		}
+	}
+	if n := is.JWKSFetches.Load() - fetches; n != 1 {
+		t.Fatalf("20 forged tokens fetched the JWKS %d times, want 1", n)
+	}
+	// Good tokens keep verifying from the copy.
+	if _, err := v.VerifyToken(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+
+	// A rotation during the cooldown: the new key is unknown until it ends.
+	if err := is.Rotate(true); err != nil {
+		t.Fatal(err)
+	}
+	fresh := token(t, is, testissuer.Claims{Subject: "b"})
+	if _, err := v.VerifyToken(context.Background(), fresh); err == nil {
+		t.Fatal("a key published during the cooldown was fetched: the cooldown did nothing")
+	}
+	now.Add(int64(RefetchCooldown + time.Second))
+	if _, err := v.VerifyToken(context.Background(), fresh); err != nil {
+		t.Fatalf("after the cooldown the rotated key is still unknown: %v", err)
+	}
+	if _, err := v.VerifyToken(context.Background(), good); err == nil {
+		t.Fatal("token signed with a retired key accepted")
+	}
+}

@@ -8,6 +8,7 @@
 package jwt
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -68,38 +70,71 @@ type keys struct {
 	// with a valid issuer but a bad signature makes go-oidc fetch the JWKS
 	// again, and counting those fetches let such tokens empty the cache.
 	epoch atomic.Uint64
-	// docs holds the SHA-256 of the last document fetched from each URL.
+	// docs holds, per URL, the last document fetched from it (*fetchedDoc).
 	docs sync.Map
 }
 
-func newKeys(p Provider, base *http.Client) *keys {
+func newKeys(p Provider, base *http.Client, now func() time.Time) *keys {
 	k := &keys{p: p}
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	k.client = &http.Client{Timeout: base.Timeout, Transport: fetchCounter{rt: rt, n: &k.epoch, docs: &k.docs}}
+	k.client = &http.Client{Timeout: base.Timeout, Transport: fetchCounter{rt: rt, n: &k.epoch, docs: &k.docs, now: now}}
 	return k
 }
 
+// RefetchCooldown is how long after a fetch that brought back an unchanged
+// document the same URL is answered from the copy instead of the network.
+// go-oidc fetches the JWKS again for every token whose kid is unknown or
+// whose signature fails, so without it each forged token cost the identity
+// provider a request. A key rotation is still picked up at once when the
+// previous fetch found a change (or was the first), and within this long
+// otherwise. Envoy's jwt_authn does not fetch on an unknown kid at all: it
+// waits for its cache duration (5 minutes by default).
+const RefetchCooldown = 10 * time.Second
+
+// fetchedDoc is the last document a URL answered with.
+type fetchedDoc struct {
+	sum   [sha256.Size]byte
+	body  []byte
+	until time.Time // answered from body until then (the last fetch changed nothing)
+}
+
 // fetchCounter counts the successful fetches through a provider's client
-// that bring a document different from the URL's previous one.
+// that bring a document different from the URL's previous one, and answers
+// from the previous document during a RefetchCooldown.
 type fetchCounter struct {
 	rt   http.RoundTripper
 	n    *atomic.Uint64
 	docs *sync.Map
+	now  func() time.Time
 }
 
 func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	url := r.URL.Redacted()
+	if v, ok := f.docs.Load(url); ok && f.now().Before(v.(*fetchedDoc).until) {
+		d := v.(*fetchedDoc)
+		return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(d.body)),
+			ContentLength: int64(len(d.body)), Request: r}, nil
+	}
 	resp, err := f.rt.RoundTrip(r)
 	if err != nil {
 		return resp, err
 	}
-	b := &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: r.URL.Redacted()}
+	b := &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: url}
 	if resp.StatusCode == http.StatusOK {
 		b.h = sha256.New()
-		b.done = func(sum [sha256.Size]byte) {
-			if prev, ok := f.docs.Swap(b.url, sum); !ok || prev.([sha256.Size]byte) != sum {
+		b.done = func(sum [sha256.Size]byte, body []byte) {
+			d := &fetchedDoc{sum: sum, body: body}
+			prev, ok := f.docs.Load(url)
+			changed := !ok || prev.(*fetchedDoc).sum != sum
+			if !changed {
+				d.until = f.now().Add(RefetchCooldown)
+			}
+			f.docs.Store(url, d) // go-oidc runs one fetch per key set at a time
+			if changed {
 				f.n.Add(1)
 			}
 		}
@@ -115,13 +150,14 @@ func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 const MaxDocumentBytes = 1 << 20
 
 // limitedBody fails a read past its limit; a body read to its end is
-// passed to done (its SHA-256).
+// passed to done (its SHA-256 and a copy).
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
 	url  string
 	h    hash.Hash
-	done func([sha256.Size]byte)
+	buf  []byte
+	done func([sha256.Size]byte, []byte)
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -135,11 +171,12 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	if b.h != nil {
 		b.h.Write(p[:n])
+		b.buf = append(b.buf, p[:n]...)
 		if err == io.EOF {
 			var sum [sha256.Size]byte
 			b.h.Sum(sum[:0])
 			b.h = nil
-			b.done(sum)
+			b.done(sum, b.buf)
 		}
 	}
 	return n, err

@@ -79,7 +79,7 @@ func build(providers []Provider, opts Options, reuse map[string]*keys) (*Verifie
 		}
 		k := reuse[p.Issuer]
 		if k == nil || !reflect.DeepEqual(k.p, p) {
-			k = newKeys(p, opts.HTTPClient)
+			k = newKeys(p, opts.HTTPClient, opts.Now)
 		}
 		v.providers[p.Issuer] = k
 		v.order = append(v.order, k)
