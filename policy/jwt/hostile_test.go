@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,8 +48,8 @@ func TestEndlessJWKS(t *testing.T) {
 	}
 }
 
-// TestBadSignaturesKeepCache: a token with the provider's issuer and kid
-// but a forged signature makes go-oidc fetch the JWKS again; the same key
+// TestBadSignaturesKeepCache: a token with the provider's issuer, a kid it
+// lacks and a forged signature makes go-oidc fetch the JWKS again; the same key
 // set coming back must not count as a rotation. It did (every successful
 // fetch counted), so anyone could empty the verified-token cache with one
 // forged token per request.
@@ -68,7 +69,10 @@ func TestBadSignaturesKeepCache(t *testing.T) {
 	parts := strings.Split(good, ".")
 	fetches := is.JWKSFetches.Load()
 	for i := range 5 {
-		forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte{byte(i), 1, 2, 3})
+		// A kid the JWKS lacks: go-oidc fetches it again (a real kid with a
+		// bad signature no longer fetches at all).
+		hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"forged-` + strconv.Itoa(i) + `"}`))
+		forged := hdr + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte{byte(i), 1, 2, 3})
 		if _, err := v.VerifyToken(context.Background(), forged); !errors.Is(err, ErrInvalidToken) {
 			t.Fatalf("forged signature: %v", err)
 		}
@@ -81,13 +85,15 @@ func TestBadSignaturesKeepCache(t *testing.T) {
 	}
 }
 
-// TestForgedTokensDoNotHammerTheIssuer: every token with a bad signature or
-// an unknown kid makes go-oidc fetch the JWKS again. Once a fetch brings
-// back the same key set, the URL is answered from that copy for
-// RefetchCooldown: twenty forged tokens cost the identity provider one
-// request (they cost twenty). A rotation that lands during the cooldown is
-// picked up when it ends; one after a fetch that found a change at once
-// (TestRotation).
+// TestForgedTokensDoNotHammerTheIssuer: go-oidc fetches the JWKS again for
+// every token whose signature fails. A token whose kid is in the key set
+// fetched last is now checked against those keys alone (twenty forged
+// tokens with a real kid cost the identity provider twenty requests; now
+// none). A made-up kid may be a rotation, so it fetches; once a fetch
+// brings back the same key set the URL is answered from that copy for
+// RefetchCooldown (twenty made-up kids: one request). A rotation that lands
+// during the cooldown is picked up when it ends; one after a fetch that
+// found a change, at once (TestRotation, and here after the forged tokens).
 func TestForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 	is := startIssuer(t)
 	var now atomic.Int64
@@ -106,27 +112,48 @@ func TestForgedTokensDoNotHammerTheIssuer(t *testing.T) {
 			t.Fatalf("forged signature: %v", err)
 		}
 	}
-	if n := is.JWKSFetches.Load() - fetches; n != 1 {
-		t.Fatalf("20 forged tokens fetched the JWKS %d times, want 1", n)
+	if n := is.JWKSFetches.Load() - fetches; n != 0 {
+		t.Fatalf("20 forged tokens with a known kid fetched the JWKS %d times, want 0", n)
 	}
-	// Good tokens keep verifying from the copy.
-	if _, err := v.VerifyToken(context.Background(), good); err != nil {
-		t.Fatal(err)
-	}
-
-	// A rotation during the cooldown: the new key is unknown until it ends.
+	// A rotation right after them is seen at once.
 	if err := is.Rotate(true); err != nil {
 		t.Fatal(err)
 	}
 	fresh := token(t, is, testissuer.Claims{Subject: "b"})
-	if _, err := v.VerifyToken(context.Background(), fresh); err == nil {
-		t.Fatal("a key published during the cooldown was fetched: the cooldown did nothing")
-	}
-	now.Add(int64(RefetchCooldown + time.Second))
 	if _, err := v.VerifyToken(context.Background(), fresh); err != nil {
-		t.Fatalf("after the cooldown the rotated key is still unknown: %v", err)
+		t.Fatalf("rotated key after forged tokens: %v", err)
 	}
 	if _, err := v.VerifyToken(context.Background(), good); err == nil {
 		t.Fatal("token signed with a retired key accepted")
+	}
+
+	// Made-up kids: one fetch, then the copy for the cooldown. (The retired
+	// key's token just now was one: its fetch started a cooldown; let it end.)
+	now.Add(int64(RefetchCooldown + time.Second))
+	fparts := strings.Split(fresh, ".")
+	fetches = is.JWKSFetches.Load()
+	for i := range 20 {
+		hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"made-up-` + strconv.Itoa(i) + `"}`))
+		if _, err := v.VerifyToken(context.Background(), hdr+"."+fparts[1]+"."+fparts[2]); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("made-up kid: %v", err)
+		}
+	}
+	if n := is.JWKSFetches.Load() - fetches; n != 1 {
+		t.Fatalf("20 made-up kids fetched the JWKS %d times, want 1", n)
+	}
+	if _, err := v.VerifyToken(context.Background(), fresh); err != nil {
+		t.Fatalf("good token during the cooldown: %v", err)
+	}
+	// A rotation during the cooldown: the new key is unknown until it ends.
+	if err := is.Rotate(true); err != nil {
+		t.Fatal(err)
+	}
+	third := token(t, is, testissuer.Claims{Subject: "c"})
+	if _, err := v.VerifyToken(context.Background(), third); err == nil {
+		t.Fatal("a key published during the cooldown was fetched: the cooldown did nothing")
+	}
+	now.Add(int64(RefetchCooldown + time.Second))
+	if _, err := v.VerifyToken(context.Background(), third); err != nil {
+		t.Fatalf("after the cooldown the rotated key is still unknown: %v", err)
 	}
 }

@@ -11,16 +11,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Sentinel errors; every verification failure wraps ErrInvalidToken.
@@ -86,20 +89,81 @@ func newKeys(p Provider, base *http.Client, now func() time.Time) *keys {
 
 // RefetchCooldown is how long after a fetch that brought back an unchanged
 // document the same URL is answered from the copy instead of the network.
-// go-oidc fetches the JWKS again for every token whose kid is unknown or
-// whose signature fails, so without it each forged token cost the identity
+// go-oidc fetches the JWKS again for every token whose kid it does not
+// know, so without it each token with a made-up kid cost the identity
 // provider a request. A key rotation is still picked up at once when the
 // previous fetch found a change (or was the first), and within this long
-// otherwise. Envoy's jwt_authn does not fetch on an unknown kid at all: it
-// waits for its cache duration (5 minutes by default).
+// otherwise. (A token whose kid is known but whose signature is wrong
+// fetches nothing at all: see guardedSet.) Envoy's jwt_authn does not fetch
+// on an unknown kid at all: it waits for its cache duration (5 minutes by
+// default).
 const RefetchCooldown = 10 * time.Second
 
 // fetchedDoc is the last document a URL answered with.
 type fetchedDoc struct {
 	sum   [sha256.Size]byte
 	body  []byte
-	until time.Time // answered from body until then (the last fetch changed nothing)
+	until time.Time                    // answered from body until then (the last fetch changed nothing)
+	byKid map[string][]jose.JSONWebKey // the keys with a kid, when the document is a JWKS
 }
+
+// parseKids reads a JWKS's keys by kid (nil when body is not a key set
+// go-jose reads in full; go-oidc's own parser then decides alone).
+func parseKids(body []byte) map[string][]jose.JSONWebKey {
+	var set jose.JSONWebKeySet
+	if json.Unmarshal(body, &set) != nil || len(set.Keys) == 0 {
+		return nil
+	}
+	out := map[string][]jose.JSONWebKey{}
+	for _, k := range set.Keys {
+		if k.KeyID != "" && k.Valid() && (k.Use == "" || k.Use == "sig") {
+			out[k.KeyID] = append(out[k.KeyID], k)
+		}
+	}
+	return out
+}
+
+// guardedSet is the provider's key set: go-oidc's RemoteKeySet, except
+// that a token whose kid is in the JWKS last fetched is checked against
+// those keys alone. go-oidc fetches the JWKS again whenever a signature
+// fails, even for a key it has, so every forged token with a real kid cost
+// the identity provider a request and started a RefetchCooldown that
+// delayed a real rotation. A key that rotates keeps its kid only if the
+// issuer reuses kids, which OIDC's key rotation advice rules out.
+type guardedSet struct {
+	inner oidc.KeySet
+	url   string // as fetchCounter files it
+	docs  *sync.Map
+}
+
+func (g *guardedSet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	v, ok := g.docs.Load(g.url)
+	if !ok || v.(*fetchedDoc).byKid == nil {
+		return g.inner.VerifySignature(ctx, raw)
+	}
+	jws, err := jose.ParseSigned(raw, joseAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return g.inner.VerifySignature(ctx, raw) // go-oidc gives its own error
+	}
+	keys := v.(*fetchedDoc).byKid[jws.Signatures[0].Header.KeyID]
+	if len(keys) == 0 {
+		return g.inner.VerifySignature(ctx, raw) // unknown kid (or none): go-oidc may fetch
+	}
+	for i := range keys {
+		if payload, err := jws.Verify(&keys[i]); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("failed to verify signature with key %q", jws.Signatures[0].Header.KeyID)
+}
+
+var joseAlgs = func() []jose.SignatureAlgorithm {
+	out := make([]jose.SignatureAlgorithm, len(signingAlgs))
+	for i, a := range signingAlgs {
+		out[i] = jose.SignatureAlgorithm(a)
+	}
+	return out
+}()
 
 // fetchCounter counts the successful fetches through a provider's client
 // that bring a document different from the URL's previous one, and answers
@@ -112,8 +176,8 @@ type fetchCounter struct {
 }
 
 func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	url := r.URL.Redacted()
-	if v, ok := f.docs.Load(url); ok && f.now().Before(v.(*fetchedDoc).until) {
+	u := r.URL.Redacted()
+	if v, ok := f.docs.Load(u); ok && f.now().Before(v.(*fetchedDoc).until) {
 		d := v.(*fetchedDoc)
 		return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(d.body)),
@@ -123,17 +187,17 @@ func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	b := &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: url}
+	b := &limitedBody{rc: resp.Body, left: MaxDocumentBytes, url: u}
 	if resp.StatusCode == http.StatusOK {
 		b.h = sha256.New()
 		b.done = func(sum [sha256.Size]byte, body []byte) {
-			d := &fetchedDoc{sum: sum, body: body}
-			prev, ok := f.docs.Load(url)
+			d := &fetchedDoc{sum: sum, body: body, byKid: parseKids(body)}
+			prev, ok := f.docs.Load(u)
 			changed := !ok || prev.(*fetchedDoc).sum != sum
 			if !changed {
 				d.until = f.now().Add(RefetchCooldown)
 			}
-			f.docs.Store(url, d) // go-oidc runs one fetch per key set at a time
+			f.docs.Store(u, d) // go-oidc runs one fetch per key set at a time
 			if changed {
 				f.n.Add(1)
 			}
@@ -207,6 +271,10 @@ func (k *keys) get(ctx context.Context) (oidc.KeySet, error) {
 		}
 		uri = meta.JWKSURI
 	}
-	k.set = oidc.NewRemoteKeySet(octx, uri)
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jwks_uri %q: %w", ErrKeys, uri, err)
+	}
+	k.set = &guardedSet{inner: oidc.NewRemoteKeySet(octx, uri), url: u.Redacted(), docs: &k.docs}
 	return k.set, nil
 }
