@@ -23,7 +23,9 @@ func NewSchemeCaller(timeout time.Duration) *SchemeCaller { return newSchemeCall
 
 func newSchemeCaller(timeout time.Duration, guard netGuard) *SchemeCaller {
 	h := NewHTTPCaller(timeout)
-	h.Client.Transport.(*http.Transport).DialContext = guard.dialer().DialContext
+	tr := h.Client.Transport.(*http.Transport)
+	tr.DialContext = guard.dialer().DialContext
+	tr.Proxy = guard.proxy(tr.Proxy) // a proxy connects to the participant: checked before it is asked to
 	g := NewGRPCCaller(timeout)
 	g.dial = guard.dialContext
 	return &SchemeCaller{HTTP: h, GRPC: g}

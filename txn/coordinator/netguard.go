@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -88,6 +89,37 @@ func (g netGuard) control(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("participant address %s is in %s, which participants may not use (--txn-deny-nets)", ip, p)
 	}
 	return nil
+}
+
+// proxy wraps a transport's Proxy function. Through an HTTP proxy (such as
+// HTTP_PROXY from the environment) the coordinator dials only the proxy, so
+// control sees the proxy's address and the proxy connects to the
+// participant: without this, http://metadata.google.internal/ or a redirect
+// to http://169.254.169.254/ went through the proxy unchecked. A proxied
+// participant's name is resolved here and refused if any of its addresses is
+// denied, or if it does not resolve. (The proxy resolves it again: a name
+// whose DNS answer differs at the proxy is beyond this check.)
+func (g netGuard) proxy(next func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	if len(g) == 0 || next == nil {
+		return next
+	}
+	return func(r *http.Request) (*url.URL, error) {
+		p, err := next(r)
+		if p == nil || err != nil {
+			return p, err
+		}
+		host := r.URL.Hostname()
+		ips, err := net.DefaultResolver.LookupNetIP(r.Context(), "ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("participant %s, to be reached through proxy %s: %w", host, p.Redacted(), err)
+		}
+		for _, ip := range ips {
+			if pfx, bad := g.denied(ip); bad {
+				return nil, fmt.Errorf("participant address %s (%s, through proxy %s) is in %s, which participants may not use (--txn-deny-nets)", ip, host, p.Redacted(), pfx)
+			}
+		}
+		return p, nil
+	}
 }
 
 // dialer returns the dialer participant connections use.
