@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,10 +76,11 @@ type keys struct {
 	epoch atomic.Uint64
 	// docs holds, per URL, the last document fetched from it (*fetchedDoc).
 	docs sync.Map
+	now  func() time.Time
 }
 
 func newKeys(p Provider, base *http.Client, now func() time.Time) *keys {
-	k := &keys{p: p}
+	k := &keys{p: p, now: now}
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
@@ -94,7 +96,7 @@ func newKeys(p Provider, base *http.Client, now func() time.Time) *keys {
 // provider a request. A key rotation is still picked up at once when the
 // previous fetch found a change (or was the first), and within this long
 // otherwise. (A token whose kid is known but whose signature is wrong
-// fetches nothing at all: see guardedSet.) Envoy's jwt_authn does not fetch
+// fetches only once the last fetch is this old: see guardedSet.) Envoy's jwt_authn does not fetch
 // on an unknown kid at all: it waits for its cache duration (5 minutes by
 // default).
 const RefetchCooldown = 10 * time.Second
@@ -103,6 +105,7 @@ const RefetchCooldown = 10 * time.Second
 type fetchedDoc struct {
 	sum   [sha256.Size]byte
 	body  []byte
+	at    time.Time                    // when it was fetched
 	until time.Time                    // answered from body until then (the last fetch changed nothing)
 	byKid map[string][]jose.JSONWebKey // the keys with a kid, when the document is a JWKS
 }
@@ -116,7 +119,11 @@ func parseKids(body []byte) map[string][]jose.JSONWebKey {
 	}
 	out := map[string][]jose.JSONWebKey{}
 	for _, k := range set.Keys {
-		if k.KeyID != "" && k.Valid() && (k.Use == "" || k.Use == "sig") {
+		// Like go-oidc's own parser, a key whose alg is not a signature
+		// algorithm accepted here (RSA-OAEP, ES256K, ...) is no key to
+		// verify with: without this, a token signed with an encryption key
+		// published without use was accepted.
+		if k.KeyID != "" && k.Valid() && (k.Use == "" || k.Use == "sig") && (k.Algorithm == "" || slices.Contains(signingAlgs, k.Algorithm)) {
 			out[k.KeyID] = append(out[k.KeyID], k)
 		}
 	}
@@ -128,12 +135,16 @@ func parseKids(body []byte) map[string][]jose.JSONWebKey {
 // those keys alone. go-oidc fetches the JWKS again whenever a signature
 // fails, even for a key it has, so every forged token with a real kid cost
 // the identity provider a request and started a RefetchCooldown that
-// delayed a real rotation. A key that rotates keeps its kid only if the
-// issuer reuses kids, which OIDC's key rotation advice rules out.
+// delayed a real rotation. An issuer that rotates a key but keeps its kid
+// (OIDC's key rotation advice rules it out, but nothing enforces it) would
+// go unseen for ever, so a token no key under its kid verifies lets go-oidc
+// fetch again once the last fetch is RefetchCooldown old: forged tokens with
+// a real kid cost the issuer at most one request per cooldown.
 type guardedSet struct {
 	inner oidc.KeySet
 	url   string // as fetchCounter files it
 	docs  *sync.Map
+	now   func() time.Time
 }
 
 func (g *guardedSet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
@@ -145,7 +156,8 @@ func (g *guardedSet) VerifySignature(ctx context.Context, raw string) ([]byte, e
 	if err != nil || len(jws.Signatures) != 1 {
 		return g.inner.VerifySignature(ctx, raw) // go-oidc gives its own error
 	}
-	keys := v.(*fetchedDoc).byKid[jws.Signatures[0].Header.KeyID]
+	d := v.(*fetchedDoc)
+	keys := d.byKid[jws.Signatures[0].Header.KeyID]
 	if len(keys) == 0 {
 		return g.inner.VerifySignature(ctx, raw) // unknown kid (or none): go-oidc may fetch
 	}
@@ -153,6 +165,9 @@ func (g *guardedSet) VerifySignature(ctx context.Context, raw string) ([]byte, e
 		if payload, err := jws.Verify(&keys[i]); err == nil {
 			return payload, nil
 		}
+	}
+	if !g.now().Before(d.at.Add(RefetchCooldown)) {
+		return g.inner.VerifySignature(ctx, raw) // the key under this kid may have changed
 	}
 	return nil, fmt.Errorf("failed to verify signature with key %q", jws.Signatures[0].Header.KeyID)
 }
@@ -191,7 +206,7 @@ func (f fetchCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusOK {
 		b.h = sha256.New()
 		b.done = func(sum [sha256.Size]byte, body []byte) {
-			d := &fetchedDoc{sum: sum, body: body, byKid: parseKids(body)}
+			d := &fetchedDoc{sum: sum, body: body, at: f.now(), byKid: parseKids(body)}
 			prev, ok := f.docs.Load(u)
 			changed := !ok || prev.(*fetchedDoc).sum != sum
 			if !changed {
@@ -275,6 +290,6 @@ func (k *keys) get(ctx context.Context) (oidc.KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: jwks_uri %q: %w", ErrKeys, uri, err)
 	}
-	k.set = &guardedSet{inner: oidc.NewRemoteKeySet(octx, uri), url: u.Redacted(), docs: &k.docs}
+	k.set = &guardedSet{inner: oidc.NewRemoteKeySet(octx, uri), url: u.Redacted(), docs: &k.docs, now: k.now}
 	return k.set, nil
 }
