@@ -32,12 +32,30 @@ var DefaultDenyNets = []netip.Prefix{
 // after registration).
 type netGuard []netip.Prefix
 
-// denied returns the network of nets that holds ip, if any.
+// nat64 is the NAT64 well-known prefix: 64:ff9b::a9fe:a9fe is
+// 169.254.169.254 to a NAT64 gateway.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// denied returns the network of nets that holds ip, if any. An address is
+// also checked as what it reaches: 0.0.0.0 and :: connect to this host's
+// loopback, and a NAT64 address to the IPv4 address it embeds.
 func (g netGuard) denied(ip netip.Addr) (netip.Prefix, bool) {
 	ip = ip.Unmap().WithZone("")
+	reach := []netip.Addr{ip}
+	switch {
+	case ip == netip.IPv4Unspecified():
+		reach = append(reach, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	case ip == netip.IPv6Unspecified():
+		reach = append(reach, netip.IPv6Loopback())
+	case nat64.Contains(ip):
+		b := ip.As16()
+		reach = append(reach, netip.AddrFrom4([4]byte(b[12:])))
+	}
 	for _, p := range g {
-		if p.Contains(ip) {
-			return p, true
+		for _, a := range reach {
+			if p.Contains(a) {
+				return p, true
+			}
 		}
 	}
 	return netip.Prefix{}, false
