@@ -201,6 +201,9 @@ func (s *Service) replayShadow(ctx context.Context, view, db, table string, from
 	if err := f.foldTo(ctx, upTo); err != nil {
 		return res, err
 	}
+	if s.afterShadowFold != nil {
+		s.afterShadowFold()
+	}
 	err = sink.SwapShadow(ctx, st, view, table, func(ctx context.Context) (map[string]uint64, error) {
 		end, err := s.store.LastSeq(ctx)
 		if err != nil {

@@ -72,6 +72,10 @@ type Service struct {
 	// gate pauses the live consumers while a replay rebuilds a view in place
 	// (SQLite; PostgreSQL and MySQL rebuild in a shadow table instead).
 	gate sync.RWMutex
+	// afterShadowFold, when set (tests), runs after a shadow replay has
+	// folded the stored events and before it catches up and swaps: the
+	// live consumers must keep committing meanwhile.
+	afterShadowFold func()
 }
 
 // Open loads and validates the configuration and connects everything.

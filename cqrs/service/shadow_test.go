@@ -149,6 +149,14 @@ func TestReplayIntoShadowWhileLiveEventsFlow(t *testing.T) {
 				}()
 				time.Sleep(50 * time.Millisecond)
 				before := liveCommits.Load()
+				// A replay of a few hundred events can end before the live
+				// pipeline's next commit (it took 33 ms in one CI run, and the
+				// check below failed): hold it, once its copy is folded, until
+				// a live commit lands. If replay blocked the live consumers,
+				// this would time out.
+				svc.afterShadowFold = func() {
+					waitFor(t, "a live commit during the replay", func() bool { return liveCommits.Load() > before })
+				}
 				var res ReplayResult
 				var err error
 				switch from {
