@@ -47,6 +47,10 @@ func (c *pieces) varint() (uint64, error) {
 			return 0, errTruncated
 		}
 		b := c.b[c.at.p][c.at.off]
+		if s == 63 && b > 1 {
+			// Beyond 64 bits: protobuf refuses it (protowire.ConsumeVarint).
+			break
+		}
 		c.at.off++
 		c.at.n++
 		v |= uint64(b&0x7f) << s
