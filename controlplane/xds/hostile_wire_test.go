@@ -392,3 +392,35 @@ func TestClientThatNeverReads(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	victimSees(t, e, v, bookinfo, 2)
 }
+
+// A client that moves one stream back and forth between subscriptions,
+// while another stream holds the one it keeps returning to, must not grow
+// that subscription's memoised responses without bound: each return
+// computes the added names anew (another slice, so another memo key).
+func TestSubscriptionChurnDoesNotGrowTheMemo(t *testing.T) {
+	e := start(t, Options{})
+	if err := e.srv.Update(mesh(bookinfo)); err != nil {
+		t.Fatal(err)
+	}
+	both := []string{detailsCluster, reviewsCluster}
+	e.subscribeEDS(t, both...) // holds the shared subscription
+	c := e.sotw(t)
+	c.send(&discoveryv3.DiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.EndpointType, ResourceNames: both[:1]})
+	r := c.next()
+	for i := range 500 {
+		c.ack(r, both...)
+		r = c.next()
+		if len(r.GetResources()) != 1 {
+			t.Fatalf("cycle %d: %d resources", i, len(r.GetResources()))
+		}
+		c.ack(r, both[i%2:i%2+1]...) // a subset: nothing to send
+	}
+	g := e.gatewayGroup(t)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, s := range g.types[resourcev3.EndpointType].subs {
+		if len(s.memo) > maxMemo {
+			t.Fatalf("subscription of %d names: %d memoised responses", k.n, len(s.memo))
+		}
+	}
+}

@@ -46,6 +46,13 @@ func pendingKey(w *watch) memoKey {
 	return k
 }
 
+// maxMemo bounds the responses memoised on one subscription at one version:
+// a fleet due the same push shares a handful of keys, but a client moving a
+// stream back and forth between subscriptions makes a new key (a new slice
+// of added names) at each return, and the memo would otherwise keep every
+// one of those responses until the type's next version.
+const maxMemo = 64
+
 // memo returns the response of key k on subscription s at the current
 // version, building it once (nil: nothing to send). Called with the
 // group's lock held.
@@ -65,6 +72,9 @@ func (tc *typeCache) memo(s *subscription, k memoKey, build func() proto.Message
 		if !k.first {
 			r.changedAt = tc.changedAt
 		}
+	}
+	if len(s.memo) >= maxMemo {
+		s.memo = map[memoKey]*response{}
 	}
 	s.memo[k] = r
 	return r, nil
