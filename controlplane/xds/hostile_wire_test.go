@@ -424,3 +424,37 @@ func TestSubscriptionChurnDoesNotGrowTheMemo(t *testing.T) {
 		}
 	}
 }
+
+// Nodes refused because the proxy groups are all taken must leave nothing
+// behind once their streams close: the tracker counted each claimed group
+// before it was refused, and only groups that exist are ever dropped.
+func TestRefusedGroupsLeaveNothingBehind(t *testing.T) {
+	e := start(t, Options{MaxGroups: 1})
+	if err := e.srv.Update(mesh(bookinfo)); err != nil {
+		t.Fatal(err)
+	}
+	v := e.sotw(t)
+	v.send(&discoveryv3.DiscoveryRequest{Node: gatewayNode("victim"), TypeUrl: resourcev3.ClusterType})
+	v.ack(v.next())
+	for i := range 50 {
+		c := e.sotw(t)
+		c.send(&discoveryv3.DiscoveryRequest{Node: gatewayNode(fmt.Sprintf("made-up-%d-%s", i, strings.Repeat("x", 1000))), TypeUrl: resourcev3.ClusterType})
+		wantCode(t, c.failure(), codes.ResourceExhausted, "proxy groups")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.srv.tracker.mu.Lock()
+		n := len(e.srv.tracker.groups)
+		e.srv.tracker.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tracker holds %d groups, want 1 (the victim's)", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.srv.tracker.groupStreams(e.srv.Status().Groups[0].Key); got != 1 {
+		t.Fatalf("victim group streams = %d", got)
+	}
+}

@@ -171,7 +171,7 @@ func (st *stream) due(build func(*watch) (*response, error)) ([]*response, []*wa
 
 // close unparks the stream's watches and releases their subscriptions.
 func (st *stream) close() {
-	st.srv.tracker.closed(st.id)
+	st.srv.tracker.closed(st.id, st.group != nil)
 	if st.group == nil {
 		return
 	}

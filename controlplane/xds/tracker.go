@@ -74,7 +74,11 @@ func (t *tracker) open(id int64, typeURL string, delta bool) {
 	t.streams[id] = &streamState{delta: delta, service: serviceName(typeURL), since: t.now(), types: map[string]*typeState{}}
 }
 
-func (t *tracker) closed(id int64) {
+// closed forgets a stream; bound says it was served by a group. A stream
+// refused its group (MaxGroups) counted itself in a group that does not
+// exist, which dropIdleGroups never visits: its entry goes with its last
+// stream, or every made-up label set would stay in groups for ever.
+func (t *tracker) closed(id int64, bound bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, ok := t.streams[id]
@@ -89,6 +93,9 @@ func (t *tracker) closed(id int64) {
 	if g := t.groups[st.node.Group]; g != nil {
 		g.streams--
 		g.lastClosed = t.now()
+		if !bound && g.streams <= 0 {
+			delete(t.groups, st.node.Group)
+		}
 	}
 }
 
