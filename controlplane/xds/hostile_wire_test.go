@@ -458,3 +458,32 @@ func TestRefusedGroupsLeaveNothingBehind(t *testing.T) {
 		t.Fatalf("victim group streams = %d", got)
 	}
 }
+
+// A NACK of the empty answer to a type Rosen does not serve is not
+// answered again: that would be a NACK loop at network speed (and a
+// warning logged per round trip).
+func TestNackOfUnknownTypeIsNotAnswered(t *testing.T) {
+	e := start(t, Options{})
+	if err := e.srv.Update(mesh(bookinfo)); err != nil {
+		t.Fatal(err)
+	}
+	const made = "type.googleapis.com/made.Up"
+	c := e.sotw(t)
+	c.send(&discoveryv3.DiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: made})
+	r := c.next()
+	c.send(&discoveryv3.DiscoveryRequest{TypeUrl: made, ResponseNonce: r.GetNonce(), ErrorDetail: &rpcstatus.Status{Message: "no"}})
+	c.none(200 * time.Millisecond)
+	if st := nodeTypes(e, "router~10.0.0.1~gw-1")[made]; st.Nacks != 1 {
+		t.Fatalf("status %+v", st)
+	}
+
+	d := e.delta(t)
+	d.send(&discoveryv3.DeltaDiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: made})
+	dr := d.next()
+	d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: made, ResponseNonce: dr.GetNonce(), ErrorDetail: &rpcstatus.Status{Message: "no"}})
+	select {
+	case r := <-d.resp:
+		t.Fatalf("delta: answered again: %v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -58,7 +58,9 @@ func (st *stream) sotwRequest(r *sotwReq) error {
 		if _, ok := st.unknown[typeURL]; !ok {
 			st.unknown[typeURL] = ""
 		}
-		if req.GetVersionInfo() == "" {
+		// Not after a NACK of that answer: answering it again would be a
+		// NACK loop.
+		if req.GetVersionInfo() == "" && req.GetErrorDetail() == nil {
 			st.queued = append(st.queued, typeURL)
 		}
 		return nil
