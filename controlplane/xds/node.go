@@ -76,6 +76,12 @@ func classify(n *corev3.Node) (nodeInfo, error) {
 	return info, nil
 }
 
+// maxInboundPorts bounds the TCP ports of a proxyless gRPC server. Each is
+// two listeners translated and held for the node's group: 65,535 ports (a
+// 1.5 MB POD_PORTS) made 131,070 listeners, ~300 MB and seconds of CPU per
+// group on every update, from one request.
+const maxInboundPorts = 100
+
 // proxylessServer makes a proxyless node that sends POD_PORTS a gRPC server:
 // its namespace and labels select AuthorizationPolicies, so they (and the
 // ports) join the group key. Plain proxyless clients keep the one shared group.
@@ -87,6 +93,9 @@ func proxylessServer(info nodeInfo, n *corev3.Node, fields map[string]*structpb.
 	ports, err := translate.ParsePodPorts(pp)
 	if err != nil {
 		return nodeInfo{}, fmt.Errorf("xds: node id %q: metadata %w", n.GetId(), err)
+	}
+	if len(ports) > maxInboundPorts {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: metadata POD_PORTS: %d TCP ports (limit %d)", truncateID(n.GetId()), len(ports), maxInboundPorts)
 	}
 	ns := stringField(fields, MetaNamespace)
 	if ns == "" {

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -38,6 +39,10 @@ func TestClassifyProxylessServer(t *testing.T) {
 		{name: "garbage POD_PORTS", node: server(map[string]any{"NAMESPACE": "default", "POD_PORTS": `{"containerPort":7070}`}), err: "POD_PORTS: want a JSON list"},
 		{name: "port out of range", node: server(map[string]any{"NAMESPACE": "default", "POD_PORTS": `[{"containerPort":70000}]`}), err: "POD_PORTS[0].containerPort: 70000"},
 		{name: "only UDP ports", node: server(map[string]any{"NAMESPACE": "default", "POD_PORTS": `[{"containerPort":53,"protocol":"UDP"}]`}), err: "at least one TCP port"},
+		{name: "too many ports", node: server(map[string]any{"NAMESPACE": "default", "POD_PORTS": manyPorts(maxInboundPorts + 1)}), err: "POD_PORTS: 101 TCP ports"},
+		{name: "as many ports as allowed",
+			node:  server(map[string]any{"NAMESPACE": "default", "POD_PORTS": manyPorts(maxInboundPorts)}),
+			ports: portRange(maxInboundPorts), ns: "default", group: `proxyless/default//` + fmt.Sprint(portRange(maxInboundPorts))},
 		{name: "no namespace", node: &corev3.Node{Id: "client-1", Metadata: meta(t, map[string]any{"POD_PORTS": `[{"containerPort":7070}]`})}, err: "needs metadata NAMESPACE"},
 	}
 	for _, c := range cases {
@@ -57,4 +62,23 @@ func TestClassifyProxylessServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyPorts is POD_PORTS with TCP ports 1 to n (each listed twice, and a UDP
+// one: only distinct TCP ports count).
+func manyPorts(n int) string {
+	var b strings.Builder
+	b.WriteString(`[{"containerPort":53,"protocol":"UDP"}`)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `,{"containerPort":%d},{"containerPort":%d}`, i, i)
+	}
+	return b.String() + "]"
+}
+
+func portRange(n int) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i + 1)
+	}
+	return out
 }
