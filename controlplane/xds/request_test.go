@@ -260,6 +260,7 @@ func FuzzSotwRequest(f *testing.F) {
 	})
 	f.Add(seed, uint16(7))
 	f.Add([]byte{0x1a, 0x80}, uint16(1))
+	f.Add([]byte{0x9a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 1, 'x'}, uint16(4)) // tag overflowing 64 bits
 	f.Fuzz(func(t *testing.T, raw []byte, cut uint16) {
 		at := int(cut) % (len(raw) + 1)
 		var whole, split sotwReq
@@ -267,6 +268,9 @@ func FuzzSotwRequest(f *testing.F) {
 		serr := split.decode([][]byte{raw[:at], raw[at:]})
 		if (werr == nil) != (serr == nil) {
 			t.Fatalf("whole: %v, in pieces: %v", werr, serr)
+		}
+		if werr == nil && !wireValid(raw) {
+			t.Fatal("accepted bytes that are not protobuf fields")
 		}
 		if werr != nil {
 			return
@@ -287,4 +291,20 @@ func FuzzSotwRequest(f *testing.F) {
 			t.Fatalf("fields %v, protobuf %v", &whole.req, &want)
 		}
 	})
+}
+
+// wireValid reports whether b is a sequence of well-formed protobuf fields.
+func wireValid(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return false
+		}
+		b = b[n+m:]
+	}
+	return true
 }
