@@ -141,8 +141,11 @@ func (r *Runner) Apply(set *config.Set, err error) {
 			if fe.Field != "" {
 				fields = append(fields, zap.String("field", fe.Field))
 			}
-			r.log.Error("configuration rejected; the last good configuration stays in force",
-				append(fields, zap.String("error", fe.Message))...)
+			msg := "configuration rejected; the last good configuration stays in force"
+			if !r.pub.Ready() {
+				msg = "configuration rejected; there is no good configuration yet, so proxies get no answer until one is accepted"
+			}
+			r.log.Error(msg, append(fields, zap.String("error", fe.Message))...)
 		}
 		return
 	}

@@ -31,6 +31,11 @@ type group struct {
 	types map[string]*typeCache
 	res   *translate.Resources // last published (good) resources
 	err   error                // why this group has no resources, if so
+	// published: a good configuration was committed. Until then nothing is
+	// answered: an empty answer would make a proxy that reconnects to a
+	// server started on a bad config (or whose group failed to translate)
+	// drop every listener and cluster it holds.
+	published bool
 }
 
 func newGroup(key string, p translate.Proxy, prefix string, now time.Time) *group {
@@ -108,6 +113,16 @@ func (g *group) commit(p pending) map[string]int {
 		if d, ok := p[t]; ok {
 			g.types[t].apply(d.changed, d.deleted)
 			changes[t] = len(d.changed) + len(d.deleted)
+		}
+	}
+	if !g.published {
+		// The first configuration: every parked watch is due, also of the
+		// types that have no resource (an empty CDS answer is one too).
+		g.published = true
+		for _, tc := range g.types {
+			for w := range tc.watches {
+				w.s.wake()
+			}
 		}
 	}
 	return changes

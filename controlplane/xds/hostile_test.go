@@ -121,6 +121,9 @@ func TestFirstRequestWithoutNode(t *testing.T) {
 
 func TestNodeChangingMidStream(t *testing.T) {
 	e := start(t, Options{})
+	if err := e.srv.Update(mesh(map[string][]string{"reviews.default.svc.cluster.local": {"10.0.0.1"}})); err != nil {
+		t.Fatal(err)
+	}
 	c := e.sotw(t)
 	c.send(&discoveryv3.DiscoveryRequest{Node: gatewayNode("gw"), TypeUrl: resourcev3.ListenerType})
 	c.next()

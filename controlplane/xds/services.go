@@ -128,6 +128,9 @@ func (s *Server) fetch(_ context.Context, req *discoveryv3.DiscoveryRequest, typ
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.published {
+		return nil, status.Errorf(codes.Unavailable, "xds: no good configuration for this proxy yet (see /debug/config-errors)")
+	}
 	tc := g.types[typeURL]
 	version := tc.versionString(tc.version)
 	if req.GetVersionInfo() == version {

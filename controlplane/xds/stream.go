@@ -151,6 +151,9 @@ func (st *stream) due(build func(*watch) (*response, error)) ([]*response, []*wa
 	}
 	st.group.mu.Lock()
 	defer st.group.mu.Unlock()
+	if !st.group.published {
+		return nil, nil, nil // parked until the group's first good configuration
+	}
 	var out []*response
 	var to []*watch
 	for _, t := range servedTypes {
