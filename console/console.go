@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,6 +33,28 @@ type ControlPlane interface {
 	ConfigErrors() []*model.FieldError
 }
 
+// Rejections is what the console needs from a module that loads files of
+// its own beside --config (the policy folder, the rate-limit config).
+type Rejections interface {
+	// Rejections lists the module's loads that are refused right now (a
+	// file that does not compile, a folder that became unreadable); empty
+	// when its last loads were accepted.
+	Rejections() []ModuleError
+}
+
+// ModuleError is one refused load of a module's files. What was in force
+// before it stays in force.
+type ModuleError struct {
+	// Source is the module and its files: "policy", "ratelimit".
+	Source string `json:"source"`
+	Path   string `json:"path"`
+	// Message is the loader's error (file:line where it has them).
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+	// InForce is the version still in force ("none" when nothing loaded).
+	InForce string `json:"inForce"`
+}
+
 // Options configure the console.
 type Options struct {
 	Addr         string
@@ -45,6 +68,9 @@ type Options struct {
 type Server struct {
 	opts Options
 	echo *echo.Echo
+
+	mu         sync.Mutex
+	rejections []Rejections
 }
 
 // New builds the HTTP routes.
@@ -112,6 +138,26 @@ func (s *Server) Mount(prefix string, h http.Handler) {
 	s.echo.Any(strings.TrimSuffix(prefix, "/")+"/*", wrapped)
 }
 
+// AddRejections adds a module's refused loads to /debug/config-errors
+// (under "moduleErrors").
+func (s *Server) AddRejections(r Rejections) {
+	s.mu.Lock()
+	s.rejections = append(s.rejections, r)
+	s.mu.Unlock()
+}
+
+// ModuleErrors lists every module's refused loads, never nil.
+func (s *Server) ModuleErrors() []ModuleError {
+	s.mu.Lock()
+	rs := append([]Rejections(nil), s.rejections...)
+	s.mu.Unlock()
+	out := []ModuleError{}
+	for _, r := range rs {
+		out = append(out, r.Rejections()...)
+	}
+	return out
+}
+
 // Echo exposes the router to modules that are written as echo handlers.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
@@ -135,8 +181,12 @@ func (s *Server) syncz(c echo.Context) error {
 	return c.JSONPretty(http.StatusOK, s.opts.ControlPlane.Syncz(), "  ")
 }
 
+// configErrors answers why the last --config edit was rejected ("errors",
+// the control plane's; empty when it was accepted) and which of the
+// modules' own files are refused right now ("moduleErrors": policy,
+// rate limits), so that either kind of bad edit shows here.
 func (s *Server) configErrors(c echo.Context) error {
-	return c.JSONPretty(http.StatusOK, map[string]any{"errors": s.errorsOrEmpty()}, "  ")
+	return c.JSONPretty(http.StatusOK, map[string]any{"errors": s.errorsOrEmpty(), "moduleErrors": s.ModuleErrors()}, "  ")
 }
 
 func (s *Server) errorsOrEmpty() []*model.FieldError {

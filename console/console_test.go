@@ -135,3 +135,42 @@ func TestPprof(t *testing.T) {
 		}
 	}
 }
+
+type fakeRejections []ModuleError
+
+func (f *fakeRejections) Rejections() []ModuleError { return *f }
+
+// TestConfigErrorsListsModuleErrors: a module's refused load (a policy that
+// does not compile) shows under "moduleErrors" with its source, beside the
+// control plane's "errors", whose shape and meaning do not change; /readyz
+// stays about the control plane.
+func TestConfigErrorsListsModuleErrors(t *testing.T) {
+	cp := &fakeControlPlane{ready: true}
+	s := New(Options{ControlPlane: cp})
+	h := s.Handler()
+	if rec := get(t, h, "GET", "/debug/config-errors"); !strings.Contains(rec.Body.String(), `"moduleErrors": []`) {
+		t.Fatalf("no module errors must be an empty list, got %s", rec.Body)
+	}
+	rj := &fakeRejections{}
+	s.AddRejections(rj)
+	*rj = fakeRejections{{Source: "policy", Path: "/p", Message: "/p/authz.rego:7: non-terminated string", InForce: "abc"}}
+	rec := get(t, h, "GET", "/debug/config-errors")
+	var doc struct {
+		Errors       []model.FieldError `json:"errors"`
+		ModuleErrors []ModuleError      `json:"moduleErrors"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Errors) != 0 || len(doc.ModuleErrors) != 1 ||
+		doc.ModuleErrors[0].Source != "policy" || !strings.Contains(doc.ModuleErrors[0].Message, "authz.rego:7") {
+		t.Fatalf("/debug/config-errors: %v %s", err, rec.Body)
+	}
+	if !strings.Contains(rec.Body.String(), `"errors": []`) {
+		t.Fatalf("errors must stay an empty list: %s", rec.Body)
+	}
+	if rec := get(t, h, "GET", "/readyz"); rec.Code != 200 {
+		t.Fatalf("a policy rejection made the control plane unready: %d", rec.Code)
+	}
+	*rj = nil
+	if rec := get(t, h, "GET", "/debug/config-errors"); !strings.Contains(rec.Body.String(), `"moduleErrors": []`) {
+		t.Fatalf("cleared module errors: %s", rec.Body)
+	}
+}

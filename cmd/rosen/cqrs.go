@@ -106,7 +106,7 @@ func (f *cqrsFlags) start(ctx context.Context, env *moduleEnv) (func(context.Con
 	}
 	svc, err := f.open(ctx, env.Log, env.Registry, env.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("cqrs: %w", err)
+		return nil, err // serve prefixes the module name
 	}
 	env.HTTP.Mount("/api/cqrs", svc.Handler())
 	return func(ctx context.Context) error {

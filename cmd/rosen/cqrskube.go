@@ -36,11 +36,11 @@ func (f *cqrsFlags) startWithKube(ctx context.Context, env *moduleEnv) (func(con
 	}
 	files, err := f.files()
 	if err != nil {
-		return nil, fmt.Errorf("cqrs: %w", err)
+		return nil, err // serve prefixes the module name
 	}
 	base, err := rules.Load(files)
 	if err != nil {
-		return nil, fmt.Errorf("cqrs: %w", err)
+		return nil, err // serve prefixes the module name
 	}
 	ck := &cqrsKube{f: f, env: env, log: log, base: base, want: make(chan *rules.Config, 1)}
 	if err := env.Kube.HandleModuleKind(kube.KindCQRSRule, ck.handle); err != nil {
@@ -48,7 +48,7 @@ func (f *cqrsFlags) startWithKube(ctx context.Context, env *moduleEnv) (func(con
 	}
 	first, err := ck.open(ctx, base)
 	if err != nil {
-		return nil, fmt.Errorf("cqrs: %w", err)
+		return nil, err // serve prefixes the module name
 	}
 	env.HTTP.Mount("/api/cqrs", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cur := ck.cur.Load()

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"time"
@@ -14,7 +16,9 @@ import (
 	"go.uber.org/zap"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rosenmesh/rosen/console"
 	"github.com/rosenmesh/rosen/policy/authz"
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 	"github.com/rosenmesh/rosen/policy/jwt"
 	"github.com/rosenmesh/rosen/policy/ratelimit"
 )
@@ -99,7 +103,12 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 	az := authz.New(opts)
 	az.Register(env.GRPC)
 	if f.dir != "" {
-		// A policy that does not compile at start is logged; requests are denied until it is fixed.
+		// A folder that is not there (a typo) is refused, as --ratelimit-config
+		// and --cqrs-dir are. A policy that does not compile at start is
+		// logged and shown as rejected; requests are denied until it is fixed.
+		if err := checkPolicyDir(f.dir); err != nil {
+			return nil, err
+		}
 		_ = az.Reload(ctx, f.dir, f.query)
 	} else {
 		log.Info("no --policy-dir: ext_authz denies every request")
@@ -130,12 +139,9 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 		writeJSON(w, az.Decisions())
 	}))
 	env.HTTP.Mount("/api/policy/status", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		st := map[string]any{"dry_run": f.dryRun, "ratelimit_files": rl.Config().Files}
-		if p := az.Policy(); p != nil {
-			st["policy_version"], st["policy_files"] = p.Version, p.Files
-		}
-		writeJSON(w, st)
+		writeJSON(w, policyStatus(f, az, rl))
 	}))
+	env.HTTP.AddRejections(policyRejections{az: az, rl: rl})
 
 	return func(ctx context.Context) error {
 		defer func() {
@@ -170,6 +176,51 @@ func (f *policyFlags) start(ctx context.Context, env *moduleEnv) (func(context.C
 		log.Info("policy module stopped")
 		return nil
 	}, nil
+}
+
+// checkPolicyDir refuses a --policy-dir that cannot be read at start.
+func checkPolicyDir(dir string) error {
+	if _, err := folderwatch.Fingerprint(dir); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == dir {
+			err = pe.Err
+		}
+		return fmt.Errorf("--policy-dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// policyStatus is GET /api/policy/status: what is in force and, for the
+// policy folder and the rate-limit config each, the current rejection
+// (null when the last load was accepted).
+func policyStatus(f *policyFlags, az *authz.Server, rl *ratelimit.Service) map[string]any {
+	st := map[string]any{"dry_run": f.dryRun, "policy_rejection": az.Rejection(), "ratelimit_rejection": rl.Rejection()}
+	if p := az.Policy(); p != nil {
+		st["policy_version"], st["policy_files"] = p.Version, p.Files
+	}
+	if c := rl.Config(); c != nil {
+		st["ratelimit_version"], st["ratelimit_files"] = c.Version, c.Files
+	}
+	return st
+}
+
+// policyRejections shows the policy folder's and the rate-limit config's
+// refused loads in /debug/config-errors.
+type policyRejections struct {
+	az *authz.Server
+	rl *ratelimit.Service
+}
+
+func (p policyRejections) Rejections() []console.ModuleError {
+	var out []console.ModuleError
+	add := func(source string, r *folderwatch.Rejection) {
+		if r != nil {
+			out = append(out, console.ModuleError{Source: source, Path: r.Path, Message: r.Error, Time: r.Time, InForce: r.InForce})
+		}
+	}
+	add("policy", p.az.Rejection())
+	add("ratelimit", p.rl.Rejection())
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -90,7 +90,13 @@ func (m *meshJWT) watch(ctx context.Context, interval time.Duration) {
 				if err := m.reload(); err != nil {
 					m.log.Error("JWT providers not reloaded; the previous ones stay in force", zap.Error(err))
 				}
-			}, func(err error) { m.log.Warn("config folder unreadable", zap.String("dir", d), zap.Error(err)) })
+			}, func(err error) {
+				if err == nil {
+					m.log.Info("config folder readable again", zap.String("dir", d))
+					return
+				}
+				m.log.Warn("config folder unreadable", zap.String("dir", d), zap.Error(err))
+			})
 		}()
 	}
 	wg.Wait()

@@ -54,6 +54,9 @@ func newStatusCommand() *cobra.Command {
 			if err := printStatus(cmd.OutOrStdout(), body); err != nil {
 				return err
 			}
+			if err := printModuleErrors(cmd.OutOrStdout(), client, addr); err != nil {
+				return err
+			}
 			return printClusters(cmd.OutOrStdout(), client, addr) // statusclusters.go
 		},
 	}
@@ -126,6 +129,37 @@ func printStatus(w io.Writer, body []byte) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// printModuleErrors adds the modules' refused loads (a policy that does not
+// compile, a bad rate-limit config: "moduleErrors" of /debug/config-errors)
+// to `rosen status`; it prints nothing when there are none.
+func printModuleErrors(w io.Writer, client *http.Client, addr string) error {
+	resp, err := client.Get("http://" + addr + "/debug/config-errors")
+	if err != nil {
+		return fmt.Errorf("GET /debug/config-errors: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/config-errors: %s", resp.Status)
+	}
+	var doc struct {
+		ModuleErrors []struct {
+			Source  string    `json:"source"`
+			Path    string    `json:"path"`
+			Message string    `json:"message"`
+			Time    time.Time `json:"time"`
+			InForce string    `json:"inForce"`
+		} `json:"moduleErrors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return fmt.Errorf("reading /debug/config-errors: %w", err)
+	}
+	for _, e := range doc.ModuleErrors {
+		fmt.Fprintf(w, "%s: REJECTED %s (%s ago; in force: %s): %s\n", printable(e.Source), printable(e.Path),
+			time.Since(e.Time).Round(time.Second), printable(e.InForce), printable(e.Message))
+	}
+	return nil
 }
 
 // dialAddr turns a listen address (":8080", "http://host:port/") into host:port to dial.

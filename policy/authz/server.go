@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 )
 
 // TokenVerifier verifies the request's bearer token (policy/jwt implements
@@ -55,6 +57,8 @@ type Server struct {
 	ring    *Ring
 	metrics *metrics
 	claims  *claimsValues
+	// rejected is the policy folder's current refusal (Rejection).
+	rejected folderwatch.LastRejection
 }
 
 // New returns a Server with no policy: until SetPolicy, every request is denied.

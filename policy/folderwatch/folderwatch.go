@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -43,13 +44,17 @@ func Fingerprint(path string) (uint64, error) {
 
 // Poll calls changed each time the fingerprint of path differs from the one
 // taken when Poll started (or at the previous call), checking every
-// interval, until ctx is done. Unreadable states are passed to failed.
+// interval, until ctx is done. failed is called once when path becomes
+// unreadable (not on every check while it stays so), and with nil when it
+// is readable again; changed is then called too, so that what happened
+// while it was unreadable is loaded.
 func Poll(ctx context.Context, path string, interval time.Duration, changed func(), failed func(error)) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	last, err := Fingerprint(path)
-	if err != nil {
+	unreadable := err != nil
+	if unreadable {
 		failed(err)
 	}
 	t := time.NewTicker(interval)
@@ -62,7 +67,17 @@ func Poll(ctx context.Context, path string, interval time.Duration, changed func
 		}
 		fp, err := Fingerprint(path)
 		if err != nil {
-			failed(err)
+			if !unreadable {
+				unreadable = true
+				failed(err)
+			}
+			continue
+		}
+		if unreadable {
+			unreadable = false
+			failed(nil)
+			last = fp
+			changed()
 			continue
 		}
 		if fp != last {
@@ -70,4 +85,48 @@ func Poll(ctx context.Context, path string, interval time.Duration, changed func
 			changed()
 		}
 	}
+}
+
+// Rejection is the current refusal of a watched path: its last load failed
+// (or it became unreadable) and what was in force before stays in force.
+type Rejection struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+	// Time is when the load was refused.
+	Time time.Time `json:"time"`
+	// InForce is the version still in force ("none" when nothing ever loaded).
+	InForce string `json:"in_force"`
+}
+
+// LastRejection holds a path's current Rejection; the zero value holds none.
+// It is safe for concurrent use.
+type LastRejection struct {
+	mu sync.Mutex
+	r  *Rejection
+}
+
+// Set records a refused load of path.
+func (l *LastRejection) Set(path string, err error, inForce string) {
+	r := &Rejection{Path: path, Error: err.Error(), Time: time.Now().UTC(), InForce: inForce}
+	l.mu.Lock()
+	l.r = r
+	l.mu.Unlock()
+}
+
+// Clear records an accepted load.
+func (l *LastRejection) Clear() {
+	l.mu.Lock()
+	l.r = nil
+	l.mu.Unlock()
+}
+
+// Get returns a copy of the current rejection, nil when the last load was accepted.
+func (l *LastRejection) Get() *Rejection {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.r == nil {
+		return nil
+	}
+	r := *l.r
+	return &r
 }

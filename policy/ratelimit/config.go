@@ -6,6 +6,8 @@ package ratelimit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,6 +99,8 @@ type Config struct {
 	domains map[string]*node
 	// Files are the files loaded, sorted.
 	Files []string
+	// Version identifies the files' contents (LoadDir; empty otherwise).
+	Version string
 }
 
 // ParseDomain parses one file strictly: unknown keys, duplicate keys,
@@ -200,16 +204,24 @@ func LoadDir(dir string) (*Config, error) {
 		}
 	}
 	var domains []*Domain
+	h := sha256.New()
 	for _, f := range files {
 		data, err := folderwatch.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
+		h.Write(data)
 		d, err := ParseDomain(f, data)
 		if err != nil {
 			return nil, err
 		}
 		domains = append(domains, d)
 	}
-	return NewConfig(domains...)
+	c, err := NewConfig(domains...)
+	if err != nil {
+		return nil, err
+	}
+	c.Version = hex.EncodeToString(h.Sum(nil))[:12]
+	return c, nil
 }

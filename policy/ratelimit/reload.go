@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,25 +11,53 @@ import (
 )
 
 // Reload loads the configuration under path and puts it in force; a bad one
-// is returned and logged, and the configuration in force stays.
+// is returned, logged and kept for Rejection, and the configuration in
+// force stays. A configuration that loads clears the rejection.
 func (s *Service) Reload(path string) error {
 	c, err := LoadDir(path)
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("error").Inc()
-		s.log.Error("rate-limit config rejected; the previous one stays in force", zap.String("path", path), zap.Error(err))
+		prev := s.inForce()
+		s.rejected.Set(path, err, prev)
+		s.log.Error("rate-limit config rejected; the previous one stays in force",
+			zap.String("path", path), zap.String("in_force", prev), zap.Error(err))
 		return err
 	}
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.SetConfig(c)
-	s.log.Info("rate-limit config loaded", zap.String("path", path), zap.Strings("files", c.Files))
+	s.rejected.Clear()
+	s.log.Info("rate-limit config loaded", zap.String("path", path), zap.String("version", c.Version), zap.Strings("files", c.Files))
 	return nil
 }
 
-// Watch reloads path whenever it changes, until ctx is done.
+// Rejection is why the last load of the configuration was refused (or why
+// its path became unreadable), with the version still in force; nil when
+// the last load was accepted.
+func (s *Service) Rejection() *folderwatch.Rejection { return s.rejected.Get() }
+
+func (s *Service) inForce() string {
+	if c := s.config.Load(); c != nil && c.Version != "" {
+		return c.Version
+	}
+	return "none"
+}
+
+// Watch reloads path whenever it changes, until ctx is done. A path that
+// becomes unreadable keeps the configuration in force and is logged (and
+// shown by Rejection) once, not on every poll, until it is readable again.
 func (s *Service) Watch(ctx context.Context, path string, interval time.Duration) {
 	folderwatch.Poll(ctx, path, interval,
 		func() { _ = s.Reload(path) },
-		func(err error) { s.log.Error("rate-limit config unreadable", zap.String("path", path), zap.Error(err)) })
+		func(err error) {
+			if err == nil {
+				s.log.Info("rate-limit config readable again; reloading", zap.String("path", path))
+				return
+			}
+			prev := s.inForce()
+			s.rejected.Set(path, fmt.Errorf("rate-limit config unreadable: %w", err), prev)
+			s.log.Error("rate-limit config unreadable; the previous one stays in force",
+				zap.String("path", path), zap.String("in_force", prev), zap.Error(err))
+		})
 }
 
 // SweepEvery drops expired in-memory counters every interval until ctx is

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 )
 
 // ErrBadRequest is a ShouldRateLimit request without a domain or descriptors.
@@ -42,6 +44,8 @@ type Service struct {
 	opts    Options
 	config  atomic.Pointer[Config]
 	metrics *metrics
+	// rejected is the configuration's current refusal (Rejection).
+	rejected folderwatch.LastRejection
 }
 
 // New returns a Service with an empty configuration (nothing is limited).
