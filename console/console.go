@@ -104,7 +104,11 @@ func New(opts Options) *Server {
 	e.GET("/debug/syncz", s.syncz)
 	// Go's profiler, for the performance work the benchmarks call for.
 	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
-	e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	// Not /debug/pprof/cmdline: the command line may hold database URLs
+	// with their passwords, and this port has no authentication.
+	e.GET("/debug/pprof/cmdline", func(c echo.Context) error {
+		return echo.NewHTTPError(http.StatusNotFound, "the command line is not served (it may hold credentials)")
+	})
 	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
 	e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
 	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -133,6 +134,10 @@ func TestPprof(t *testing.T) {
 		if rec := get(t, h, "GET", p); rec.Code != 200 {
 			t.Errorf("%s: %d", p, rec.Code)
 		}
+	}
+	// The command line may hold credentials (database URLs): not served.
+	if rec := get(t, h, "GET", "/debug/pprof/cmdline"); rec.Code != 404 || strings.Contains(rec.Body.String(), os.Args[0]) {
+		t.Errorf("/debug/pprof/cmdline: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -49,7 +49,7 @@ func newServeCommand(g *globalFlags) *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringSliceVar(&f.configDirs, "config", []string{"examples/bookinfo"}, "configuration folders (or files) of Istio and Kubernetes YAML, watched for changes [ROSEN_CONFIG]")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "gRPC listen address: xDS (ADS, delta and per-type) [ROSEN_GRPC_ADDR]")
-	fs.StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP listen address: /healthz, /readyz, /metrics, /debug/* [ROSEN_HTTP_ADDR]")
+	fs.StringVar(&f.httpAddr, "http-addr", ":8080", "HTTP listen address: probes, /metrics, /debug/*, and the modules' APIs (transactions, CQRS events, policy status); unauthenticated: keep it on a private network [ROSEN_HTTP_ADDR]")
 	fs.StringVar(&f.dataDir, "data", "./data", "folder for Rosen's state [ROSEN_DATA]")
 	fs.DurationVar(&f.debounce, "debounce", 200*time.Millisecond, "quiet time after the last config write before it is applied [ROSEN_DEBOUNCE]")
 	for _, m := range serveModules {
