@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -248,8 +249,36 @@ func serveTxnAlone(ctx context.Context, log *zap.Logger, f *txnFlags, httpAddr, 
 	return err
 }
 
+// txnAddrFlags are the address flags of `rosen txn list/show`: --http-addr
+// (and ROSEN_HTTP_ADDR) as `rosen status` and `rosen cqrs status` take it,
+// or --server, a URL or host:port.
+type txnAddrFlags struct{ server, httpAddr string }
+
+func (a *txnAddrFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.httpAddr, "http-addr", ":8080", "the HTTP address of a running rosen serve or rosen txn serve [ROSEN_HTTP_ADDR]")
+	cmd.Flags().StringVar(&a.server, "server", "", "the coordinator's HTTP URL or host:port (instead of --http-addr)")
+}
+
+// base is the coordinator's URL without a trailing slash.
+func (a *txnAddrFlags) base(cmd *cobra.Command) string {
+	if a.server != "" {
+		if !strings.Contains(a.server, "://") {
+			return "http://" + strings.TrimSuffix(a.server, "/")
+		}
+		return strings.TrimSuffix(a.server, "/")
+	}
+	addr := a.httpAddr
+	if !cmd.Flags().Changed("http-addr") {
+		if v := os.Getenv("ROSEN_HTTP_ADDR"); v != "" {
+			addr = v
+		}
+	}
+	return "http://" + dialAddr(addr)
+}
+
 func newTxnListCommand() *cobra.Command {
-	var server, state string
+	var addr txnAddrFlags
+	var state string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -268,7 +297,7 @@ func newTxnListCommand() *cobra.Command {
 					Attempts                     int
 				}
 			}
-			if err := getJSON(cmd.Context(), server+rest.Prefix+"/transactions?"+q.Encode(), &out); err != nil {
+			if err := getJSON(cmd.Context(), addr.base(cmd)+rest.Prefix+"/transactions?"+q.Encode(), &out); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -283,21 +312,21 @@ func newTxnListCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:8080", "the coordinator's HTTP address")
+	addr.add(cmd)
 	cmd.Flags().StringVar(&state, "state", "", "only this state: trying, confirming, cancelling, committed, aborted, stuck")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many")
 	return cmd
 }
 
 func newTxnShowCommand() *cobra.Command {
-	var server string
+	var addr txnAddrFlags
 	cmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one transaction with its branches, attempts and last errors (JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out json.RawMessage
-			if err := getJSON(cmd.Context(), server+rest.Prefix+"/transactions/"+url.PathEscape(args[0]), &out); err != nil {
+			if err := getJSON(cmd.Context(), addr.base(cmd)+rest.Prefix+"/transactions/"+url.PathEscape(args[0]), &out); err != nil {
 				return err
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
@@ -307,7 +336,7 @@ func newTxnShowCommand() *cobra.Command {
 			return enc.Encode(v)
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:8080", "the coordinator's HTTP address")
+	addr.add(cmd)
 	return cmd
 }
 
