@@ -94,6 +94,19 @@ func TestDumpSotWAndDeltaAgree(t *testing.T) {
 	}
 }
 
+// A node the server refuses (a bad id) exits 1 with the reason and prints
+// nothing on stdout: it printed an empty config_dump, which a script piping
+// stdout reads as "no configuration".
+func TestDumpOfARefusedNodePrintsNothing(t *testing.T) {
+	r := startRosen(t, filepath.Join(repoRoot(), "examples", "bookinfo"))
+	for _, node := range []string{"router~", "sidecar~1.2.3.4", "foo~bar"} {
+		out, errOut, code := runRosen(t, repoRoot(), "xds", "dump", "--server", r.grpcAddr, "--node", node)
+		if code != 1 || out != "" || !strings.Contains(errOut, "InvalidArgument") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", node, code, out, errOut)
+		}
+	}
+}
+
 // `rosen serve` with no flags, outside the repo, serves the built-in example.
 func TestServeBuiltInExample(t *testing.T) {
 	dir := t.TempDir()

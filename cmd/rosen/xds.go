@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rosenmesh/rosen/controlplane/xds/dump"
 )
@@ -56,6 +58,11 @@ func newXDSDumpCommand() *cobra.Command {
 			defer cancel()
 			cd, dumpErr := dump.Dump(ctx, server, n, delta, timeout)
 			if cd == nil {
+				return dumpErr
+			}
+			if st, ok := status.FromError(dumpErr); dumpErr != nil && ok && st.Code() != codes.DeadlineExceeded {
+				// The server refused the node (a bad id, a group limit):
+				// an empty dump on stdout would read as "no configuration".
 				return dumpErr
 			}
 			// On a timeout, print what arrived, then report what is missing.
