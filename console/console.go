@@ -95,6 +95,9 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, echo: e}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.readyz)
+	// Load balancers' health checks often send HEAD.
+	e.HEAD("/healthz", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	e.HEAD("/readyz", s.readyz)
 	e.GET("/version", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"version": opts.Version})
 	})

@@ -40,15 +40,24 @@ func TestProbesAndDebug(t *testing.T) {
 	if rec := get(t, h, "GET", "/healthz"); rec.Code != 200 {
 		t.Fatalf("/healthz %d", rec.Code)
 	}
+	if rec := get(t, h, "HEAD", "/healthz"); rec.Code != 200 {
+		t.Fatalf("HEAD /healthz %d", rec.Code)
+	}
 	// Not ready until a first good config is served; the body says why.
 	cp.errs = []*model.FieldError{{Source: model.Source{File: "a.yaml:3"}, Field: "spec.hosts", Message: "required"}}
 	rec := get(t, h, "GET", "/readyz")
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "a.yaml:3") {
 		t.Fatalf("/readyz before ready: %d %s", rec.Code, rec.Body)
 	}
+	if rec := get(t, h, "HEAD", "/readyz"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("HEAD /readyz before ready: %d", rec.Code)
+	}
 	cp.ready = true
 	if rec := get(t, h, "GET", "/readyz"); rec.Code != 200 {
 		t.Fatalf("/readyz when ready: %d", rec.Code)
+	}
+	if rec := get(t, h, "HEAD", "/readyz"); rec.Code != 200 {
+		t.Fatalf("HEAD /readyz when ready: %d", rec.Code)
 	}
 
 	rec = get(t, h, "GET", "/debug/config-errors")
