@@ -92,19 +92,25 @@ func Load(ctx context.Context, dir, query string) (*Policy, error) {
 }
 
 // digest hashes the loaded files' names and contents.
+// The names are the files' paths as given (OPA keys modules by a form
+// without the leading "/", which showed /tmp/p/authz.rego as tmp/p/authz.rego).
 func digest(res *loader.Result) (string, []string) {
-	var files []string
+	var keys []string
 	h := sha256.New()
-	for name, m := range res.Modules {
-		files = append(files, name)
-		_ = m
+	for name := range res.Modules {
+		keys = append(keys, name)
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		h.Write([]byte(f))
+	sort.Strings(keys)
+	files := make([]string, len(keys))
+	for i, k := range keys {
+		h.Write([]byte(k))
 		h.Write([]byte{0})
-		h.Write(res.Modules[f].Raw)
+		h.Write(res.Modules[k].Raw)
 		h.Write([]byte{0})
+		files[i] = k
+		if n := res.Modules[k].Name; n != "" {
+			files[i] = n
+		}
 	}
 	docs := fmt.Sprintf("%v", res.Documents)
 	h.Write([]byte(docs))

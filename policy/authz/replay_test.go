@@ -64,3 +64,20 @@ func TestReplayReportsMismatch(t *testing.T) {
 		t.Fatalf("%+v", rs)
 	}
 }
+
+// Policy.Files are the paths as given: an absolute folder's files start
+// with "/" (OPA's module keys drop it; /api/policy/status showed
+// tmp/p/authz.rego).
+func TestLoadedFilesKeepTheirPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte("package envoy.authz\n\nimport rego.v1\n\ndefault allow := false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(context.Background(), dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "authz.rego"); len(p.Files) != 1 || p.Files[0] != want {
+		t.Fatalf("files %v, want [%s]", p.Files, want)
+	}
+}
