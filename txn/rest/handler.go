@@ -4,6 +4,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,6 +125,34 @@ func bind(c echo.Context, v any) error {
 	return decodeJSON(raw, v)
 }
 
+// bindStrict is bind for the native API, whose documents Rosen defines: a
+// key it does not know is an error naming the key (a misspelt "timeot" was
+// ignored and the transaction got the default timeout). Twist's shapes stay
+// lenient, as its clients send fields of their own.
+func bindStrict(c echo.Context, v any) error {
+	raw, err := readJSONBody(c.Request())
+	if err != nil || len(raw) == 0 {
+		return err
+	}
+	return decodeStrictJSON(raw, v)
+}
+
+// decodeStrictJSON is decodeJSON refusing unknown object keys.
+func decodeStrictJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			return echo.NewHTTPError(http.StatusBadRequest, "malformed body: "+strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return decodeJSON(raw, v) // the same error, worded as the other endpoints word it
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return decodeJSON(raw, v) // data after the value
+	}
+	return nil
+}
+
 // bindBranch is bind for a branch registration (two per transaction): a body
 // in the shape clients write is read by wire.DecodeBranch, any other by
 // encoding/json.
@@ -135,7 +164,7 @@ func bindBranch(c echo.Context, b *wire.Branch) error {
 	if wire.DecodeBranch(raw, b) {
 		return nil
 	}
-	return decodeJSON(raw, b)
+	return decodeStrictJSON(raw, b)
 }
 
 // readJSONBody reads the whole body (the BodyLimit middleware bounds it:
@@ -234,7 +263,7 @@ func view(c echo.Context, code int, t *store.Txn) error {
 
 func (h *handler) begin(c echo.Context) error {
 	var b wire.Begin
-	if err := bind(c, &b); err != nil {
+	if err := bindStrict(c, &b); err != nil {
 		return err
 	}
 	t, err := h.c.Begin(c.Request().Context(), b.Request())
@@ -312,7 +341,7 @@ func (h *handler) abort(c echo.Context) error {
 		Reason string `json:"reason"`
 	}
 	if c.Request().ContentLength != 0 { // -1: chunked
-		if err := bind(c, &body); err != nil {
+		if err := bindStrict(c, &body); err != nil {
 			return err
 		}
 	}

@@ -111,6 +111,28 @@ func TestHostileBodies(t *testing.T) {
 	if v := get(created.TransactionID); v["branches"] != nil && len(v["branches"].([]any)) != 0 {
 		t.Errorf("a refused Twist PUT left branches behind: %v", v["branches"])
 	}
+	// The native API's documents are Rosen's: an unknown key is an error
+	// naming it (a misspelt "timeot" was ignored: the default 60 s applied).
+	// Twist's stay lenient (its clients send fields of their own).
+	if code, b := str("POST", base, "application/json", `{"id":"u3"}`); code != 201 {
+		t.Fatalf("create u3: %d %s", code, b)
+	}
+	for _, tc := range []struct{ method, url, body, key string }{
+		{"POST", base, `{"id":"u1","timeot":"5s"}`, "timeot"},
+		{"POST", base, `{"id":"u2","branches":[{"branch_id":"b","confirm":"` + part + `/c","confrim":"x"}]}`, "confrim"},
+		{"POST", base + "/ct0/branches", `{"branch_id":"b8","confirm":"` + part + `/c","canel":"` + part + `/x"}`, "canel"},
+		{"POST", base + "/u3/abort", `{"reasn":"x"}`, "reasn"},
+	} {
+		if code, b := str(tc.method, tc.url, "application/json", tc.body); code != 400 || !bytes.Contains(b, []byte(`unknown field \"`+tc.key+`\"`)) {
+			t.Errorf("%s %s: %d %s", tc.url, tc.body, code, b)
+		}
+	}
+	if v := get("u3"); v["state"] != "trying" {
+		t.Errorf("a refused abort changed the transaction: %v", v["state"])
+	}
+	if code, b := str("POST", srv.URL+"/api/transactions", "application/json", `{"mode":"tcc","client":"twist-go 1.2"}`); code != 201 {
+		t.Errorf("Twist create with an extra field: %d %s", code, b)
+	}
 	// A participant URL at the cloud metadata address is refused (SSRF), in
 	// both APIs, naming the network; the flag --txn-deny-nets sets the list.
 	meta := "http://169.254.169.254/latest/meta-data/"
