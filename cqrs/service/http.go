@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -33,14 +34,38 @@ type StatusReport struct {
 //	POST /api/cqrs/snapshot?view=users
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/cqrs/events", s.handlePublish)
-	mux.HandleFunc("GET /api/cqrs/status", s.handleStatus)
-	mux.HandleFunc("POST /api/cqrs/replay", s.handleReplay)
-	mux.HandleFunc("POST /api/cqrs/snapshot", s.handleSnapshot)
+	for _, r := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, "/api/cqrs/events", s.handlePublish},
+		{http.MethodGet, "/api/cqrs/status", s.handleStatus},
+		{http.MethodPost, "/api/cqrs/replay", s.handleReplay},
+		{http.MethodPost, "/api/cqrs/snapshot", s.handleSnapshot},
+	} {
+		mux.HandleFunc(r.method+" "+r.path, r.h)
+		// Other methods: 405 in JSON, as every other answer here (the
+		// mux's own 405 is plain text).
+		mux.HandleFunc(r.path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", r.method)
+			httpError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s takes %s", r.path, r.method))
+		})
+	}
+	mux.HandleFunc("/api/cqrs/", func(w http.ResponseWriter, req *http.Request) {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s (see /api/cqrs/events, /status, /replay, /snapshot)", req.URL.Path))
+	})
 	return mux
 }
 
 func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		// As the transaction API: a form body (curl -d without -H) is not
+		// read as JSON by accident.
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			httpError(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q: the body must be JSON (application/json)", ct))
+			return
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublishBody))
 	if err != nil {
 		httpError(w, http.StatusRequestEntityTooLarge, err)

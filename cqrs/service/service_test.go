@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -111,6 +112,33 @@ func TestHTTPPublishValidatesAndStores(t *testing.T) {
 	h.ServeHTTP(status, httptest.NewRequest(http.MethodGet, "/api/cqrs/status", nil))
 	if !strings.Contains(status.Body.String(), `"storeLastSeq":2`) {
 		t.Errorf("status: %s", status.Body)
+	}
+	// A form body (curl -d without a Content-Type header) is refused, as the
+	// transaction API refuses it; wrong methods and paths answer in JSON.
+	form := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/api/cqrs/events", strings.NewReader(`{"type":"orderPlaced","payload":{"order":{"id":3,"total":1}}}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.ServeHTTP(form, req)
+	if form.Code != http.StatusUnsupportedMediaType || !strings.Contains(form.Body.String(), `"error"`) {
+		t.Errorf("form body: %d %s", form.Code, form.Body)
+	}
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodGet, "/api/cqrs/events", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/api/cqrs/status", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/api/cqrs/nope", http.StatusNotFound},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		var v map[string]string
+		if rec.Code != tc.code || json.Unmarshal(rec.Body.Bytes(), &v) != nil || v["error"] == "" {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body)
+		}
+	}
+	if got := orders(t, dir); got != "1=0.1,2=12345678901234567890.25" {
+		t.Errorf("the refused form body was stored: %s", got)
 	}
 }
 
