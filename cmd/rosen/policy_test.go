@@ -49,6 +49,16 @@ func TestServeRefusesAMissingPolicyDir(t *testing.T) {
 	}
 }
 
+// TestServeRefusesANegativeDebounce: --debounce -1s was accepted.
+func TestServeRefusesANegativeDebounce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := &serveFlags{configDirs: []string{"../../examples/bookinfo"}, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", dataDir: t.TempDir(), debounce: -time.Second}
+	if err := serve(ctx, zap.NewNop(), f, false); err == nil || err.Error() != "--debounce -1s: want 0 or more" {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // TestServeCQRSErrorHasOnePrefix: serve prefixes the module's name once.
 func TestServeCQRSErrorHasOnePrefix(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")

@@ -89,6 +89,9 @@ func serve(ctx context.Context, log *zap.Logger, f *serveFlags, defaultConfig bo
 			return fmt.Errorf("--config: %w", err)
 		}
 	}
+	if f.debounce < 0 {
+		return fmt.Errorf("--debounce %s: want 0 or more", f.debounce)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
