@@ -101,13 +101,17 @@ func child(n *yaml.Node, seg pathSegment) *yaml.Node {
 var unknownFieldRE = regexp.MustCompile(`^unknown field "([^"]+)"`)
 
 // locate points a FieldError at its field's line instead of the document's.
+// A List item's fields are found under its path in the List document.
 func (o *Object) locate(fe *model.FieldError) {
-	if o.text == nil || fe.Field == "" {
+	if o.text == nil || (fe.Field == "" && o.item == "") {
 		return
 	}
 	path := fe.Field
 	if m := unknownFieldRE.FindStringSubmatch(fe.Message); m != nil {
-		path += "." + m[1]
+		path = strings.TrimPrefix(path+"."+m[1], ".")
+	}
+	if o.item != "" && path != o.item && !strings.HasPrefix(path, o.item+".") {
+		path = strings.TrimSuffix(o.item+"."+path, ".")
 	}
 	if line := fieldLine(o.text, o.firstLine, path); line > 0 {
 		fe.Source.File = fmt.Sprintf("%s:%d", o.File, line)
@@ -122,15 +126,29 @@ func (s *Set) Locate(err error) error {
 	if err == nil || s == nil {
 		return err
 	}
-	byDoc := make(map[string]*Object, len(s.Objects))
+	// By "file:line"; the items of a List written on one line share it,
+	// so the error's resource picks among them.
+	byLine := make(map[string][]*Object, len(s.Objects))
 	for _, o := range s.Objects {
-		byDoc[o.Source().File] = o
+		byLine[o.Source().File] = append(byLine[o.Source().File], o)
+	}
+	byDoc := func(src model.Source) *Object {
+		os := byLine[src.File]
+		for _, o := range os {
+			if o.Source() == src {
+				return o
+			}
+		}
+		if len(os) > 0 {
+			return os[0]
+		}
+		return nil
 	}
 	var es model.Errors
 	if !errors.As(err, &es) {
 		var fe *model.FieldError
 		if errors.As(err, &fe) {
-			if o := byDoc[fe.Source.File]; o != nil {
+			if o := byDoc(fe.Source); o != nil {
 				o.locate(fe)
 			}
 		}
@@ -139,7 +157,7 @@ func (s *Set) Locate(err error) error {
 	for _, e := range es {
 		var fe *model.FieldError
 		if errors.As(e, &fe) {
-			if o := byDoc[fe.Source.File]; o != nil {
+			if o := byDoc(fe.Source); o != nil {
 				o.locate(fe)
 			}
 		}

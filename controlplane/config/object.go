@@ -9,14 +9,15 @@ import (
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
-// Object is one parsed YAML document.
+// Object is one parsed YAML document, or one item of a `kind: List` document.
 type Object struct {
 	APIVersion string
 	Kind       string // Gateway, VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, Service, EndpointSlice, Secret
 	Name       string
 	Namespace  string // defaulted to "default"
 	Labels     map[string]string
-	// File and Line locate the document (Line is the 1-based line where the document starts).
+	// File and Line locate the document (Line is the 1-based line where the
+	// document starts; for a List item, where the item starts).
 	File string
 	Line int
 	// Spec is the typed body: *networking.Gateway, *networking.VirtualService,
@@ -30,9 +31,17 @@ type Object struct {
 	Skipped bool
 
 	// text and firstLine are the document's YAML, kept to point errors at
-	// the line of the field they are about.
+	// the line of the field they are about (for a List item, the whole List
+	// document's).
 	text      []byte
 	firstLine int
+	// item is the item's path in its List document ("items[3]"), "" for a
+	// document of its own.
+	item string
+	// partial marks the items of a List document in which another item
+	// failed: never reused by ParseYAMLReusing, so that the document is
+	// parsed, and its errors reported, again.
+	partial bool
 }
 
 // Source returns the provenance used in error messages. Its File is

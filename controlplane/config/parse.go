@@ -74,7 +74,8 @@ type metadata struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// ParseYAML parses a multi-document YAML file into objects. Every problem in
+// ParseYAML parses a multi-document YAML file into objects (a `kind: List`
+// document into one object per item, list.go). Every problem in
 // the file is reported (as model.Errors of *model.FieldError naming the file,
 // the document's line, the resource and the field), and the objects that did
 // parse are returned alongside.
@@ -97,25 +98,25 @@ func ParseYAMLReusing(file string, data []byte, prev []*Object) ([]*Object, erro
 	if !utf8.Valid(data) {
 		return nil, model.Errors{notText(file, data)}.Err()
 	}
-	old := make(map[docKey]*Object, len(prev))
+	// A document gives one object, or one per item of a List (all sharing
+	// the document's text): reused all together, in order.
+	old := make(map[docKey][]*Object, len(prev))
 	for _, o := range prev {
-		if o.File == file && o.text != nil {
-			old[docKey{o.firstLine, string(o.text)}] = o
+		if o.File == file && o.text != nil && !o.partial {
+			k := docKey{o.firstLine, string(o.text)}
+			old[k] = append(old[k], o)
 		}
 	}
 	var objs []*Object
 	var errs model.Errors
 	for _, d := range splitDocuments(data) {
-		if o, ok := old[docKey{d.firstLine, string(d.text)}]; ok {
-			objs = append(objs, o)
+		if kept, ok := old[docKey{d.firstLine, string(d.text)}]; ok {
+			objs = append(objs, kept...)
 			continue
 		}
-		o, derrs := parseDocument(file, d)
-		if len(derrs) > 0 {
-			errs = append(errs, derrs...)
-			continue
-		}
-		objs = append(objs, o)
+		dobjs, derrs := parseDocument(file, d)
+		objs = append(objs, dobjs...)
+		errs = append(errs, derrs...)
 	}
 	return objs, errs.Err()
 }
@@ -142,24 +143,40 @@ func notText(file string, data []byte) error {
 // yamlLine matches the line number in a YAML parser error.
 var yamlLine = regexp.MustCompile(`line (\d+):\s*`)
 
-func parseDocument(file string, d document) (*Object, model.Errors) {
+// parseDocument parses one document: one object, or for a `kind: List`
+// one per item (list.go). A document with errors gives no object, except
+// that the items of a List that did parse are returned (marked partial).
+func parseDocument(file string, d document) ([]*Object, model.Errors) {
 	o := &Object{File: file, Line: d.line, text: d.text, firstLine: d.firstLine}
-	if errs := o.decode(d); len(errs) > 0 {
-		for _, e := range errs {
-			var fe *model.FieldError
-			if errors.As(e, &fe) && fe.Source.File == o.Source().File {
-				o.locate(fe)
-			}
-		}
+	js, top, errs := o.read(d)
+	if len(errs) > 0 {
 		return nil, errs
 	}
-	return o, nil
+	if isList(top) {
+		return parseList(o, top)
+	}
+	if errs := o.decode(js, top); len(errs) > 0 {
+		o.locateAll(errs)
+		return nil, errs
+	}
+	return []*Object{o}, nil
 }
 
-// decode fills o from the document.
-func (o *Object) decode(d document) model.Errors {
-	fail := func(field, format string, args ...any) model.Errors {
-		return model.Errors{model.Errorf(o.Source(), field, format, args...)}
+// locateAll points the errors about o at their fields' lines.
+func (o *Object) locateAll(errs model.Errors) {
+	src := o.Source().File
+	for _, e := range errs {
+		var fe *model.FieldError
+		if errors.As(e, &fe) && fe.Source.File == src {
+			o.locate(fe)
+		}
+	}
+}
+
+// read converts the document to JSON and its top-level mapping.
+func (o *Object) read(d document) ([]byte, map[string]json.RawMessage, model.Errors) {
+	fail := func(format string, args ...any) model.Errors {
+		return model.Errors{model.Errorf(o.Source(), "", format, args...)}
 	}
 	js, err := yaml.YAMLToJSONStrict(d.text)
 	if err != nil {
@@ -173,11 +190,19 @@ func (o *Object) decode(d document) model.Errors {
 			o.Line = n + d.firstLine - 1
 			msg = msg[:m[0]] + msg[m[1]:]
 		}
-		return fail("", "invalid YAML: %s", msg)
+		return nil, nil, fail("invalid YAML: %s", msg)
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(js, &top); err != nil || top == nil {
-		return fail("", "invalid document: expected a mapping with apiVersion, kind and metadata")
+		return nil, nil, fail("invalid document: expected a mapping with apiVersion, kind and metadata")
+	}
+	return js, top, nil
+}
+
+// decode fills o from the document's JSON (js) and its top-level mapping.
+func (o *Object) decode(js []byte, top map[string]json.RawMessage) model.Errors {
+	fail := func(field, format string, args ...any) model.Errors {
+		return model.Errors{model.Errorf(o.Source(), field, format, args...)}
 	}
 	if err := stringField(top, "apiVersion", &o.APIVersion); err != nil {
 		return fail("apiVersion", "%v", err)

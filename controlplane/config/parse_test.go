@@ -133,6 +133,7 @@ func FuzzParseYAML(f *testing.F) {
 		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\nstringData: {tls.crt: a, tls.key: b}\n",
 		"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: [1.2.3.4]}]\n",
 		"---\n--- #x\n...\nkind: &a [*a]\n",
+		"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s}\n  spec: {ports: [{port: 80}]}\n- &i {apiVersion: v1, kind: List, items: [*i]}\nmetadata: {resourceVersion: \"\"}\n",
 	} {
 		f.Add([]byte(s))
 	}
