@@ -73,6 +73,9 @@ func TestBuildErrors(t *testing.T) {
 		{"lookahead header regex", vs(`  - match: [{headers: {x-user: {regex: "(?!admin).*"}}}]
     route: [{destination: {host: reviews}}]`),
 			[]string{"t.yaml:10: VirtualService default/r: spec.http[0].match[0].headers[\"x-user\"].regex: invalid RE2 regex: error parsing regexp: invalid or unsupported Perl syntax: `(?!`"}},
+		{"regex too complex for Envoy", vs(`  - match: [{uri: {regex: "[a-z]{1000}[0-9]{1000}"}}]
+    route: [{destination: {host: reviews}}]`),
+			[]string{"t.yaml:10: VirtualService default/r: spec.http[0].match[0].uri.regex: regex too complex: program size 2004 exceeds Envoy's limit 100 (re2.max_program_size)"}},
 		{"zero timeout", vs(`  - route: [{destination: {host: reviews}}]
     timeout: 0s`),
 			[]string{`t.yaml:10: VirtualService default/r: spec.http[0].timeout: duration 0s must be at least 1ms`}},

@@ -4,6 +4,8 @@ import (
 	"regexp"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/rosenmesh/rosen/controlplane/validate"
 )
 
 // sliceKey names the Service an EndpointSlice belongs to.
@@ -31,6 +33,12 @@ func (b *builder) compileRegex(re string) error {
 		return err
 	}
 	_, err := regexp.Compile(re)
+	if err == nil {
+		// Envoy also refuses a regex whose RE2 program is too large; the
+		// gate would find it too, but on the Envoy route, at the start of
+		// the document and once per route configuration.
+		err = validate.RegexTooComplex(re)
+	}
 	if b.regexErrs == nil {
 		b.regexErrs = map[string]error{}
 	}

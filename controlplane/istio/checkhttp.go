@@ -1,6 +1,7 @@
 package istio
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/rosenmesh/rosen/controlplane/config"
+	"github.com/rosenmesh/rosen/controlplane/validate"
 )
 
 // grpcCodes are the status names Istio accepts for a gRPC abort.
@@ -146,6 +148,10 @@ func (b *builder) checkRegex(o *config.Object, field, re string) {
 		return
 	}
 	if err := b.compileRegex(re); err != nil {
+		if errors.Is(err, validate.ErrRegexTooComplex) {
+			b.errorf(o, field, "%v", err)
+			return
+		}
 		b.errorf(o, field, "invalid RE2 regex: %v", err)
 	}
 }

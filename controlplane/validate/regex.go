@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"regexp/syntax"
 
@@ -17,6 +18,23 @@ func regexOf(m protoreflect.Message) (string, bool) {
 	}
 	return "", false
 }
+
+// RegexTooComplex reports a regex (one that compiles as RE2) whose program
+// is larger than Envoy accepts, so that sources can name their own field
+// instead of the Envoy path the gate would name.
+func RegexTooComplex(re string) error {
+	parsed, err := syntax.Parse(re, syntax.Perl)
+	if err != nil {
+		return nil // not ours to report: the caller checks compilation
+	}
+	if n := envoyProgramSize(re, parsed); n > MaxRegexProgramSize {
+		return fmt.Errorf("%w: program size %d exceeds Envoy's limit %d (re2.max_program_size)", ErrRegexTooComplex, n, MaxRegexProgramSize)
+	}
+	return nil
+}
+
+// ErrRegexTooComplex is RegexTooComplex's error.
+var ErrRegexTooComplex = errors.New("regex too complex")
 
 // checkRegex compiles re with Go's RE2 syntax (the dialect Envoy and grpc-go
 // use) and bounds its program size by Envoy's limit. grpc-go runs regexes

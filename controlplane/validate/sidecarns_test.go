@@ -1,4 +1,4 @@
-package validate
+package validate_test
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/rosenmesh/rosen/controlplane/config"
 	"github.com/rosenmesh/rosen/controlplane/istio"
+	"github.com/rosenmesh/rosen/controlplane/validate"
 )
 
 // A sidecar's routes depend on its namespace: a clash that only exists for
@@ -38,7 +39,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Mesh(m)
+	err = validate.Mesh(m)
 	if err == nil || !strings.Contains(err.Error(), `domain "a.b" is already used`) {
 		t.Fatalf("Mesh = %v, want the namespace-c sidecar's duplicate domain", err)
 	}
