@@ -106,7 +106,7 @@ func (g *globalFlags) daemon(cmd *cobra.Command, check func() error, run func(ct
 func (g *globalFlags) logger() (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(g.logLevel)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w (use debug, info, warn or error)", err)
+		return nil, fmt.Errorf("--log-level (or ROSEN_LOG_LEVEL) %q: want debug, info, warn or error", g.logLevel)
 	}
 	format := g.logFormat
 	if format == "auto" {
@@ -125,7 +125,7 @@ func (g *globalFlags) logger() (*zap.Logger, error) {
 		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
 		cfg.DisableStacktrace = true
 	default:
-		return nil, errors.New("--log-format must be json, console or auto")
+		return nil, fmt.Errorf("--log-format (or ROSEN_LOG_FORMAT) %q: want json, console or auto", g.logFormat)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
