@@ -2,17 +2,17 @@ package folderwatch
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/rosenmesh/rosen/internal/plainfile"
 )
 
-// MaxFileSize bounds one policy or rate-limit file, as config files are
-// bounded (controlplane/config.MaxFileSize).
-const MaxFileSize = 64 << 20
+// MaxFileSize bounds one policy or rate-limit file (plainfile.MaxSize, as
+// config files are bounded).
+const MaxFileSize = plainfile.MaxSize
 
 // CheckTree refuses, under path (a folder or one file), any visible file
 // that is not a regular file (a named pipe would block the reader, and with
@@ -46,13 +46,8 @@ func CheckTree(path string) error {
 }
 
 func checkInfo(p string, info fs.FileInfo) error {
-	switch {
-	case info.IsDir():
-		return nil
-	case !info.Mode().IsRegular():
-		return fmt.Errorf("%s: not a regular file (%s); policy files must be plain files", p, info.Mode().Type())
-	case info.Size() > MaxFileSize:
-		return fmt.Errorf("%s: file is %d bytes; the limit is %d", p, info.Size(), MaxFileSize)
+	if err := plainfile.Check(info); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
 }
@@ -60,24 +55,9 @@ func checkInfo(p string, info fs.FileInfo) error {
 // ReadFile reads one regular file of at most MaxFileSize bytes; it opens
 // without blocking, so a named pipe is an error, not a hang.
 func ReadFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkInfo(path, info); err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := plainfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: file grew past the limit of %d bytes while being read", path, MaxFileSize)
 	}
 	return data, nil
 }
