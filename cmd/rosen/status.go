@@ -73,6 +73,7 @@ type syncz struct {
 		Errors   []model.FieldError `json:"errors"`
 	} `json:"config"`
 	XDS struct {
+		Ready bool `json:"ready"`
 		Nodes []struct {
 			ID             string    `json:"id"`
 			Kind           string    `json:"kind"`
@@ -94,7 +95,16 @@ func printStatus(w io.Writer, body []byte) error {
 	if err := json.Unmarshal(body, &s); err != nil {
 		return fmt.Errorf("reading /debug/syncz: %w", err)
 	}
-	fmt.Fprintf(w, "config: %d accepted, %d rejected\n", s.Config.Accepted, s.Config.Rejected)
+	// The counts are since start; say what holds now, so that old
+	// rejections do not read as a current failure.
+	now := "the last change was accepted"
+	switch {
+	case !s.XDS.Ready:
+		now = "NO good configuration yet: proxies get no answer"
+	case len(s.Config.Errors) > 0:
+		now = "the last change was REJECTED; the last good configuration is served"
+	}
+	fmt.Fprintf(w, "config: %d accepted, %d rejected since start; %s\n", s.Config.Accepted, s.Config.Rejected, now)
 	for _, e := range s.Config.Errors {
 		fmt.Fprintf(w, "  REJECTED %s\n", printable(e.Error()))
 	}

@@ -26,13 +26,23 @@ func TestStatusTableIsSafeForTerminals(t *testing.T) {
 }
 
 func TestStatusWithNoProxies(t *testing.T) {
-	var out bytes.Buffer
-	if err := printStatus(&out, []byte(`{"config":{"accepted":2,"rejected":1,"errors":[{"source":{"file":"a.yaml:3","kind":"VirtualService","namespace":"default","name":"r"},"field":"spec.hosts","message":"required"}]},"xds":{"nodes":[]}}`)); err != nil {
-		t.Fatal(err)
-	}
-	want := "config: 2 accepted, 1 rejected\n  REJECTED a.yaml:3: VirtualService default/r: spec.hosts: required\nno proxies connected\n"
-	if out.String() != want {
-		t.Fatalf("got:\n%s\nwant:\n%s", out.String(), want)
+	rejected := `"errors":[{"source":{"file":"a.yaml:3","kind":"VirtualService","namespace":"default","name":"r"},"field":"spec.hosts","message":"required"}]`
+	for _, tc := range []struct{ body, want string }{
+		// The counts are since start: the line says what holds now.
+		{`{"config":{"accepted":2,"rejected":1,` + rejected + `},"xds":{"ready":true,"nodes":[]}}`,
+			"config: 2 accepted, 1 rejected since start; the last change was REJECTED; the last good configuration is served\n  REJECTED a.yaml:3: VirtualService default/r: spec.hosts: required\nno proxies connected\n"},
+		{`{"config":{"accepted":22,"rejected":14,"errors":[]},"xds":{"ready":true,"nodes":[]}}`,
+			"config: 22 accepted, 14 rejected since start; the last change was accepted\nno proxies connected\n"},
+		{`{"config":{"accepted":0,"rejected":1,` + rejected + `},"xds":{"ready":false,"nodes":[]}}`,
+			"config: 0 accepted, 1 rejected since start; NO good configuration yet: proxies get no answer\n  REJECTED a.yaml:3: VirtualService default/r: spec.hosts: required\nno proxies connected\n"},
+	} {
+		var out bytes.Buffer
+		if err := printStatus(&out, []byte(tc.body)); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("got:\n%s\nwant:\n%s", out.String(), tc.want)
+		}
 	}
 }
 
