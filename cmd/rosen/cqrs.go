@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/rosenmesh/rosen/cqrs/rules"
 	"github.com/rosenmesh/rosen/cqrs/service"
 	"github.com/rosenmesh/rosen/cqrs/source"
+	"github.com/rosenmesh/rosen/policy/folderwatch"
 )
 
 // cqrsFlags are the CQRS engine's flags, shared by `rosen serve` and `rosen cqrs serve`.
@@ -84,6 +86,29 @@ func (f *cqrsFlags) files() (rules.Files, error) {
 
 func (f *cqrsFlags) enabled() bool { return f.dir != "" || len(f.rules) > 0 }
 
+// watchEdits logs, once per change until ctx ends, that an edit of the
+// CQRS files does not reach the running engine: its rules, databases and
+// exporters are read at start (a view's rules changing under a running
+// projection would need a replay), so an edit needs a restart. It was
+// silent, and a user took the edit for applied.
+func (f *cqrsFlags) watchEdits(ctx context.Context, log *zap.Logger, interval time.Duration) {
+	paths := append(append(append([]string{}, f.rules...), f.databases...), f.exporters...)
+	if f.dir != "" {
+		paths = append(paths, f.dir)
+	}
+	var wg sync.WaitGroup
+	for _, p := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			folderwatch.Poll(ctx, p, interval, func() {
+				log.Warn("CQRS configuration edited; the running engine keeps the rules it started with: check with rosen cqrs validate, then restart to apply", zap.String("path", p))
+			}, func(error) {})
+		}()
+	}
+	wg.Wait()
+}
+
 func (f *cqrsFlags) open(ctx context.Context, log *zap.Logger, reg prometheus.Registerer, dataDir string) (*service.Service, error) {
 	files, err := f.files()
 	if err != nil {
@@ -111,6 +136,10 @@ func (f *cqrsFlags) start(ctx context.Context, env *moduleEnv) (func(context.Con
 	env.HTTP.Mount("/api/cqrs", svc.Handler())
 	return func(ctx context.Context) error {
 		defer svc.Close()
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { f.watchEdits(wctx, env.Log.Named("cqrs"), 2*time.Second); close(done) }()
+		defer func() { stop(); <-done }()
 		return svc.Run(ctx)
 	}, nil
 }
@@ -160,7 +189,12 @@ func newCQRSServeCommand(g *globalFlags) *cobra.Command {
 				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 				go func() { _ = srv.Serve(ln) }()
 				log.Info("cqrs worker listening", zap.String("http", ln.Addr().String()), zap.String("eventStore", svc.EventStore().ClientURL()))
+				wctx, stop := context.WithCancel(ctx)
+				watched := make(chan struct{})
+				go func() { f.watchEdits(wctx, log, 2*time.Second); close(watched) }()
 				err = svc.Run(ctx)
+				stop()
+				<-watched
 				shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = srv.Shutdown(shutdown)

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// An edit of the CQRS files while the engine runs is logged (it is not
+// applied until a restart); it was silent, and a fresh-user trial took the
+// edit for applied.
+func TestCQRSEditsAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.json")
+	if err := os.WriteFile(rulesFile, []byte(`{"rules":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	f := &cqrsFlags{dir: dir}
+	go func() { f.watchEdits(ctx, zap.New(core), 10*time.Millisecond); close(done) }()
+	time.Sleep(50 * time.Millisecond) // the first fingerprint is taken
+	if err := os.WriteFile(rulesFile, []byte(`{"rules":[{"event":"x"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.FilterMessageSnippet("CQRS configuration edited").Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the edit was not logged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done // the watchers end with the context
+}
