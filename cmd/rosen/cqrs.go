@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -146,7 +147,7 @@ func (f *cqrsFlags) start(ctx context.Context, env *moduleEnv) (func(context.Con
 
 func newCQRSCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cqrs", Short: "The CQRS engine: events in, read models out (Gravity's rules)"}
-	cmd.AddCommand(newCQRSServeCommand(g), newCQRSStatusCommand(), newCQRSReplayCommand(), newCQRSSnapshotCommand(), newCQRSValidateCommand())
+	cmd.AddCommand(newCQRSServeCommand(g), newCQRSStatusCommand(), newCQRSDeadLettersCommand(), newCQRSReplayCommand(), newCQRSSnapshotCommand(), newCQRSValidateCommand())
 	return cmd
 }
 
@@ -263,6 +264,58 @@ func printCQRSStatus(w io.Writer, body []byte) error {
 	fmt.Fprintln(tw, "VIEW\tEVENT\tDATABASE.TABLE\tMETHOD\tEVENTS\tDEAD\tLAST SEQ\tEXPORTERS")
 	for _, r := range st.Rules {
 		fmt.Fprintf(tw, "%s\t%s\t%s.%s\t%s\t%d\t%d\t%d\t%s\n", r.View, r.Event, r.Database, r.Table, r.Method, r.Events, r.DeadLetters, r.LastSeq, strings.Join(r.Exporters, ","))
+	}
+	return tw.Flush()
+}
+
+func newCQRSDeadLettersCommand() *cobra.Command {
+	var httpAddr, view string
+	var limit int
+	var before uint64
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "dead-letters [--view NAME] [--limit N] [--before SEQ]",
+		Short: "List the events the CQRS engine refused, newest first, with the reason (the events stay in the dead-letter stream)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			q.Set("limit", strconv.Itoa(limit))
+			if view != "" {
+				q.Set("view", view)
+			}
+			if before > 0 {
+				q.Set("before", strconv.FormatUint(before, 10))
+			}
+			return cqrsCall(http.MethodGet, httpAddr, "/api/cqrs/dead-letters?"+q.Encode(), cmd.OutOrStdout(), asJSON, printDeadLetters)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", envOr("ROSEN_HTTP_ADDR", "127.0.0.1:8080"), "Rosen's HTTP address [ROSEN_HTTP_ADDR]")
+	cmd.Flags().StringVar(&view, "view", "", "only this view's letters")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many (1..1000)")
+	cmd.Flags().Uint64Var(&before, "before", 0, "only letters stored before this dead-letter sequence (the next page: the last SEQ shown)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON (with each event)")
+	return cmd
+}
+
+func printDeadLetters(w io.Writer, body []byte) error {
+	var v struct {
+		DeadLetters []source.Letter `json:"deadLetters"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	if len(v.DeadLetters) == 0 {
+		_, err := fmt.Fprintln(w, "no dead letters")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tEVENT SEQ\tVIEW\tTIME\tREASON")
+	for _, l := range v.DeadLetters {
+		reason := l.Reason
+		if l.Omitted != "" {
+			reason += " [event not stored here: " + l.Omitted + "]"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", l.Seq, l.EventSeq, printable(l.Rule), l.Time.UTC().Format(time.RFC3339), printable(reason))
 	}
 	return tw.Flush()
 }

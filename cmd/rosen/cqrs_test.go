@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,4 +40,22 @@ func TestCQRSEditsAreLogged(t *testing.T) {
 	}
 	cancel()
 	<-done // the watchers end with the context
+}
+
+func TestPrintDeadLetters(t *testing.T) {
+	var out strings.Builder
+	body := `{"deadLetters":[{"seq":9,"eventSeq":41,"rule":"orders","reason":"column id: \"abc\" is not an integer\u001b[2J","time":"2026-12-04T23:40:00Z","event":{"type":"orderPlaced"}},
+	{"seq":8,"eventSeq":40,"rule":"orders","reason":"too big","time":"2026-12-04T23:39:00Z","omitted":"event data too large for a dead letter"}]}`
+	if err := printDeadLetters(&out, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.ContainsRune(s, 0x1b) || !strings.Contains(s, "41") || !strings.Contains(s, "not an integer") ||
+		!strings.Contains(s, "event not stored here") || strings.Count(s, "\n") != 3 {
+		t.Fatalf("table:\n%s", s)
+	}
+	out.Reset()
+	if err := printDeadLetters(&out, []byte(`{"deadLetters":[]}`)); err != nil || out.String() != "no dead letters\n" {
+		t.Fatalf("%q %v", out.String(), err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/rosenmesh/rosen/cqrs/engine"
@@ -30,6 +31,7 @@ type StatusReport struct {
 //
 //	POST /api/cqrs/events   one envelope, or a JSON array of them → {"seqs":[…]}
 //	GET  /api/cqrs/status   engine and event-store counters
+//	GET  /api/cqrs/dead-letters?view=users&limit=50&before=<seq>   newest first
 //	POST /api/cqrs/replay?view=users&from=<seq|RFC3339|snapshot>
 //	POST /api/cqrs/snapshot?view=users
 func (s *Service) Handler() http.Handler {
@@ -40,6 +42,7 @@ func (s *Service) Handler() http.Handler {
 	}{
 		{http.MethodPost, "/api/cqrs/events", s.handlePublish},
 		{http.MethodGet, "/api/cqrs/status", s.handleStatus},
+		{http.MethodGet, "/api/cqrs/dead-letters", s.handleDeadLetters},
 		{http.MethodPost, "/api/cqrs/replay", s.handleReplay},
 		{http.MethodPost, "/api/cqrs/snapshot", s.handleSnapshot},
 	} {
@@ -153,6 +156,41 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Service) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1..1000", v))
+			return
+		}
+		limit = n
+	}
+	var before uint64
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("before %q: want a dead-letter sequence (> 0)", v))
+			return
+		}
+		before = n
+	}
+	view := q.Get("view")
+	if view != "" {
+		if dbs, _ := s.viewDatabases(view); len(dbs) == 0 {
+			httpError(w, http.StatusNotFound, fmt.Errorf("%w %q", ErrUnknownView, view))
+			return
+		}
+	}
+	letters, err := s.store.DeadLetters(r.Context(), view, limit, before)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deadLetters": letters})
 }
 
 func httpError(w http.ResponseWriter, code int, err error) {

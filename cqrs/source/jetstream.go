@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -369,3 +370,61 @@ func (s *EventStore) DeadLetterCount(ctx context.Context) (uint64, error) {
 
 // JetStream is the jetstream context (tests read dead letters through it).
 func (s *EventStore) JetStream() jetstream.JetStream { return s.js }
+
+// Letter is one stored dead letter, as DeadLetters lists it.
+type Letter struct {
+	Seq      uint64          `json:"seq"`      // in the dead-letter stream
+	EventSeq uint64          `json:"eventSeq"` // the event's sequence in the event store (Rosen-Seq)
+	Rule     string          `json:"rule"`
+	Reason   string          `json:"reason"`
+	Time     time.Time       `json:"time"`
+	Omitted  string          `json:"omitted,omitempty"` // why Event is absent (too large to store twice)
+	Event    json.RawMessage `json:"event,omitempty"`   // the event as published, when it is JSON
+}
+
+// MaxLetterScan bounds how many stored letters one DeadLetters call reads
+// (newest first) looking for those of a view.
+const MaxLetterScan = 100_000
+
+// DeadLetters returns up to limit dead letters, newest first, of view (as
+// DeadLetter files them; any when empty) stored before the dead-letter
+// sequence before (0: from the newest).
+func (s *EventStore) DeadLetters(ctx context.Context, view string, limit int, before uint64) ([]Letter, error) {
+	st, err := s.js.Stream(ctx, s.cfg.DeadLetterStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	last := info.State.LastSeq
+	if before > 0 && before-1 < last {
+		last = before - 1
+	}
+	subject := ""
+	if view != "" {
+		subject = s.cfg.DeadLetterSubject + "." + tokenRE.ReplaceAllString(view, "_")
+	}
+	out := []Letter{}
+	for seq, scanned := last, 0; seq >= info.State.FirstSeq && seq > 0 && len(out) < limit && scanned < MaxLetterScan; seq, scanned = seq-1, scanned+1 {
+		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			return out, err
+		}
+		if subject != "" && m.Subject != subject {
+			continue
+		}
+		l := Letter{Seq: m.Sequence, Rule: m.Header.Get("Rosen-Rule"), Reason: m.Header.Get("Rosen-Reason"), Time: m.Time,
+			Omitted: m.Header.Get("Rosen-Omitted")}
+		l.EventSeq, _ = strconv.ParseUint(m.Header.Get("Rosen-Seq"), 10, 64)
+		if json.Valid(m.Data) {
+			l.Event = json.RawMessage(m.Data)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
