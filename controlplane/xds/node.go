@@ -72,6 +72,9 @@ func classify(n *corev3.Node) (nodeInfo, error) {
 		return info, nil
 	}
 	info.Proxy.Labels = labels(fields[MetaLabels])
+	if err := checkLabels(info.Proxy.Labels); err != nil {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: %w", truncateID(n.GetId()), err)
+	}
 	info.Group = string(kind) + "/" + ns + "/" + canonicalLabels(info.Proxy.Labels)
 	return info, nil
 }
@@ -105,6 +108,9 @@ func proxylessServer(info nodeInfo, n *corev3.Node, fields map[string]*structpb.
 		return nodeInfo{}, fmt.Errorf("xds: node id %q: a gRPC server (metadata %s) needs metadata %s and at least one TCP port", n.GetId(), MetaPodPorts, MetaNamespace)
 	}
 	info.Proxy.Namespace, info.Proxy.Labels, info.Proxy.InboundPorts = ns, labels(fields[MetaLabels]), ports
+	if err := checkLabels(info.Proxy.Labels); err != nil {
+		return nodeInfo{}, fmt.Errorf("xds: node id %q: %w", truncateID(n.GetId()), err)
+	}
 	info.Group += "/" + ns + "/" + canonicalLabels(info.Proxy.Labels) + "/" + fmt.Sprint(ports)
 	return info, nil
 }
@@ -127,6 +133,37 @@ func namespaceFromID(parts []string) string {
 
 func stringField(fields map[string]*structpb.Value, key string) string {
 	return fields[key].GetStringValue()
+}
+
+// Bounds on a node's LABELS. A label set is part of its group's key, held
+// (about three times) for the group's life and logged when the group is
+// created; up to MaxGroups groups exist, so without a bound 1,000 nodes
+// with 4 MB of made-up labels each could hold ~12 GB. Kubernetes allows 63
+// characters per value and 317 per key; these leave room for non-Kubernetes
+// workloads.
+const (
+	maxLabels      = 256
+	maxLabelKey    = 317
+	maxLabelValue  = 1024
+	maxLabelsBytes = 64 << 10
+)
+
+// checkLabels refuses a label set beyond those bounds.
+func checkLabels(l map[string]string) error {
+	if len(l) > maxLabels {
+		return fmt.Errorf("metadata LABELS: %d labels (limit %d)", len(l), maxLabels)
+	}
+	total := 0
+	for k, v := range l {
+		if len(k) > maxLabelKey || len(v) > maxLabelValue {
+			return fmt.Errorf("metadata LABELS: label %q is longer than %d bytes (key) or %d (value)", truncateID(k), maxLabelKey, maxLabelValue)
+		}
+		total += len(k) + len(v)
+	}
+	if total > maxLabelsBytes {
+		return fmt.Errorf("metadata LABELS: %d bytes (limit %d)", total, maxLabelsBytes)
+	}
+	return nil
 }
 
 // labels reads the LABELS struct; non-string values are written as Istio

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -58,6 +59,16 @@ func TestClassify(t *testing.T) {
 		{name: "nil node", node: nil, err: "must carry a node"},
 		{name: "unknown kind", node: &corev3.Node{Id: "ingress~1~a.b~b.svc"}, err: `kind "ingress"`},
 		{name: "no namespace", node: &corev3.Node{Id: "router~1~gw"}, err: "no namespace"},
+		// Made-up label sets are group keys held for the group's life: bounded.
+		{name: "too many labels", node: &corev3.Node{Id: "router~1~g.ns~ns.svc", Metadata: meta(t, map[string]any{"LABELS": manyLabels(300, 1)})},
+			err: "300 labels (limit 256)"},
+		{name: "a huge label value", node: &corev3.Node{Id: "router~1~g.ns~ns.svc", Metadata: meta(t, map[string]any{"LABELS": map[string]any{"app": strings.Repeat("x", 4<<20)}})},
+			err: "longer than"},
+		{name: "labels too large in all", node: &corev3.Node{Id: "router~1~g.ns~ns.svc", Metadata: meta(t, map[string]any{"LABELS": manyLabels(200, 1000)})},
+			err: "bytes (limit 65536)"},
+		{name: "a proxyless server's labels too", node: &corev3.Node{Id: "server-1", Metadata: meta(t, map[string]any{"GENERATOR": "grpc", "NAMESPACE": "default",
+			"POD_PORTS": `[{"containerPort":50051,"protocol":"TCP"}]`, "LABELS": manyLabels(300, 1)})},
+			err: "300 labels (limit 256)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -86,4 +97,12 @@ func TestClassify(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyLabels(n, valueLen int) map[string]any {
+	out := make(map[string]any, n)
+	for i := range n {
+		out[fmt.Sprintf("label-%d", i)] = strings.Repeat("v", valueLen)
+	}
+	return out
 }
