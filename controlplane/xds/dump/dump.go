@@ -144,6 +144,11 @@ func (c *collector) run(ctx context.Context, t transport) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %s", ErrIncomplete, c.missing())
 		case err := <-errs:
+			if ctx.Err() != nil {
+				// The stream ended because the timeout did: both cases were
+				// ready and select took this one. Say what is missing.
+				return fmt.Errorf("%w: %s", ErrIncomplete, c.missing())
+			}
 			return fmt.Errorf("dump: stream: %w", err)
 		case u := <-updates:
 			if err := c.apply(u, t); err != nil {
