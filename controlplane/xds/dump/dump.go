@@ -24,7 +24,9 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -144,9 +146,11 @@ func (c *collector) run(ctx context.Context, t transport) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %s", ErrIncomplete, c.missing())
 		case err := <-errs:
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
 				// The stream ended because the timeout did: both cases were
-				// ready and select took this one. Say what is missing.
+				// ready and select took this one, or the server enforced the
+				// deadline (sent as grpc-timeout) a moment before our timer
+				// fired. Say what is missing.
 				return fmt.Errorf("%w: %s", ErrIncomplete, c.missing())
 			}
 			return fmt.Errorf("dump: stream: %w", err)
