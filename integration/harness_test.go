@@ -126,7 +126,25 @@ func startRosen(t *testing.T, configDir string) *rosen {
 }
 
 // startRosenIn runs `rosen serve` in workDir; an empty configDir leaves --config at its default.
+// The ports are picked free and then bound by the child, so another process
+// can take one in between: a start that fails on "address already in use"
+// is tried again on new ports (twice at most).
 func startRosenIn(t *testing.T, workDir, configDir string, extra ...string) *rosen {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		r, exitLogs := tryStartRosen(t, workDir, configDir, extra...)
+		if r != nil {
+			return r
+		}
+		if attempt == 3 || !strings.Contains(exitLogs, "address already in use") {
+			t.Fatalf("rosen exited before it was ready:\n%s", exitLogs)
+		}
+	}
+}
+
+// tryStartRosen starts rosen and waits until it is ready (the rosen) or has
+// exited (nil and its logs).
+func tryStartRosen(t *testing.T, workDir, configDir string, extra ...string) (*rosen, string) {
 	t.Helper()
 	r := &rosen{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -142,22 +160,30 @@ func startRosenIn(t *testing.T, workDir, configDir string, extra ...string) *ros
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
-		_ = cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("rosen logs:\n%s", r.logs.String())
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		select {
+		case <-exited:
+			return nil, r.logs.String()
+		default:
+		}
 		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return r
+				return r, ""
 			}
 		}
 		if time.Now().After(deadline) {
