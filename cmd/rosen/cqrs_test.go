@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rosenmesh/rosen/internal/testenv"
 )
 
 // An edit of the CQRS files while the engine runs is logged (it is not
@@ -31,13 +33,9 @@ func TestCQRSEditsAreLogged(t *testing.T) {
 	if err := os.WriteFile(rulesFile, []byte(`{"rules":[{"event":"x"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for logs.FilterMessageSnippet("CQRS configuration edited").Len() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the edit was not logged")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, "the edit's log line", 10*time.Second, func() bool {
+		return logs.FilterMessageSnippet("CQRS configuration edited").Len() > 0
+	})
 	cancel()
 	<-done // the watchers end with the context
 }

@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rosenmesh/rosen/internal/testenv"
 )
 
 // TestRejectionShowsAndClears: an edit that does not compile is kept as the
@@ -66,7 +68,7 @@ func TestWatchUnreadableFolderLogsOnce(t *testing.T) {
 	if err := os.Rename(dir, moved); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.Rejection() != nil })
+	testenv.WaitFor(t, "the rejection", 5*time.Second, func() bool { return s.Rejection() != nil })
 	time.Sleep(100 * time.Millisecond) // some 20 polls of a missing folder
 	if n := logs.FilterMessageSnippet("unreadable").Len(); n != 1 {
 		t.Fatalf("%d 'unreadable' log lines for one disappearance, want 1", n)
@@ -79,21 +81,10 @@ func TestWatchUnreadableFolderLogsOnce(t *testing.T) {
 	if err := os.Rename(moved, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.Rejection() == nil })
+	testenv.WaitFor(t, "the rejection to clear", 5*time.Second, func() bool { return s.Rejection() == nil })
 	if logs.FilterMessageSnippet("readable again").Len() != 1 {
 		t.Fatalf("recovery not logged once: %v", logs.All())
 	}
 	cancel()
 	<-done
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

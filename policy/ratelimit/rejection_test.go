@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rosenmesh/rosen/internal/testenv"
 )
 
 const goodLimits = "domain: shop\ndescriptors:\n  - key: remote_address\n    rate_limit:\n      unit: minute\n      requests_per_unit: 3\n"
@@ -78,7 +80,7 @@ func TestWatchUnreadableLogsOnce(t *testing.T) {
 	if err := os.Rename(file, file+".bak"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.Rejection() != nil })
+	testenv.WaitFor(t, "the rejection", 5*time.Second, func() bool { return s.Rejection() != nil })
 	time.Sleep(100 * time.Millisecond)
 	if n := logs.FilterMessageSnippet("unreadable").Len(); n != 1 {
 		t.Fatalf("%d 'unreadable' log lines, want 1", n)
@@ -86,18 +88,7 @@ func TestWatchUnreadableLogsOnce(t *testing.T) {
 	if err := os.Rename(file+".bak", file); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.Rejection() == nil })
+	testenv.WaitFor(t, "the rejection to clear", 5*time.Second, func() bool { return s.Rejection() == nil })
 	cancel()
 	<-done
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
