@@ -102,10 +102,7 @@ func writeTemp(t *testing.T, data string) string {
 
 func TestListErrors(t *testing.T) {
 	badField := "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: b}\n  spec:\n    hosts: [b]\n    htp: []\n"
-	cases := []struct {
-		name, doc string
-		want      []string
-	}{
+	cases := []parseErrorCase{
 		{"bad field in item 2 names item 2's line", list(vsItem("a"), badField),
 			[]string{`f.yaml:16: VirtualService default/b: spec: unknown field "htp"`}},
 		{"after another document", svcDoc("s", 80) + "---\n" + list(svcItem("a", 80), badField),
@@ -139,21 +136,7 @@ func TestListErrors(t *testing.T) {
 		{"invalid YAML in an item", list(svcItem("a", 80), "- apiVersion: v1\n  kind: [\n"),
 			[]string{`f.yaml:10: invalid YAML: did not find expected ',' or ']'`}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := ParseYAML("f.yaml", []byte(c.doc))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			var got []string
-			for _, fe := range model.AsFieldErrors(err) {
-				got = append(got, fe.Error())
-			}
-			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
-			}
-		})
-	}
+	checkParseErrors(t, cases)
 }
 
 // Duplicates are found across the items of a List, and between an item and

@@ -71,10 +71,7 @@ stringData: {tls.key: key}
 }
 
 func TestParseYAMLErrors(t *testing.T) {
-	cases := []struct {
-		name, doc string
-		want      []string
-	}{
+	cases := []parseErrorCase{
 		{"unknown spec field", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  htp: []\n",
 			[]string{`f.yaml:6: VirtualService default/reviews: spec: unknown field "htp"`}},
 		{"nested unknown fields, all reported", "\n\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: a, hots: b}}]\n    retrys: {}\n",
@@ -110,6 +107,18 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"latin-1 text", "apiVersion: v1\nkind: Service\nmetadata: {name: caf\xe9}\n",
 			[]string{`f.yaml:3: not UTF-8 text (byte 0xe9 at offset 49; a binary file?): config files are YAML in UTF-8`}},
 	}
+	checkParseErrors(t, cases)
+}
+
+// parseErrorCase is a document and the exact errors ParseYAML gives for it
+// (as file f.yaml).
+type parseErrorCase struct {
+	name, doc string
+	want      []string
+}
+
+func checkParseErrors(t *testing.T, cases []parseErrorCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseYAML("f.yaml", []byte(c.doc))
