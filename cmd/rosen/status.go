@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rosenmesh/rosen/console"
 	"github.com/rosenmesh/rosen/controlplane/model"
 )
 
@@ -154,13 +155,7 @@ func printModuleErrors(w io.Writer, client *http.Client, addr string) error {
 		return fmt.Errorf("GET /debug/config-errors: %s", resp.Status)
 	}
 	var doc struct {
-		ModuleErrors []struct {
-			Source  string    `json:"source"`
-			Path    string    `json:"path"`
-			Message string    `json:"message"`
-			Time    time.Time `json:"time"`
-			InForce string    `json:"inForce"`
-		} `json:"moduleErrors"`
+		ModuleErrors []console.ModuleError `json:"moduleErrors"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		return fmt.Errorf("reading /debug/config-errors: %w", err)
