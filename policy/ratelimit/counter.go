@@ -51,19 +51,10 @@ func overLimit(hits []Hit, current []uint64) bool {
 // the earlier hits on the same key were applied to current.
 func cumulative(hits []Hit, current []uint64) []uint64 {
 	out := make([]uint64, len(hits))
-	var added map[string]uint64
+	added := make(map[string]uint64, len(hits)) // hits of the earlier entries, by key
 	for i, h := range hits {
-		if i > 0 && added == nil {
-			added = make(map[string]uint64, len(hits))
-			for _, p := range hits[:i] {
-				added[p.Key] += p.Hits
-			}
-		}
-		prev := uint64(0)
-		if added != nil {
-			prev = added[h.Key]
-			added[h.Key] = prev + h.Hits
-		}
+		prev := added[h.Key]
+		added[h.Key] = prev + h.Hits
 		out[i] = current[i] + prev + h.Hits
 	}
 	return out
