@@ -33,7 +33,7 @@ func TestRead(t *testing.T) {
 	// A named pipe with no writer is refused at once, not waited on.
 	fifo := filepath.Join(dir, "pipe.yaml")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
+		t.Fatal(err) // Linux, where CI runs: a skip would hide the test
 	}
 	if _, err := Read(fifo); !IsRefused(err) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("fifo: %v", err)

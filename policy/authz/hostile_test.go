@@ -139,7 +139,7 @@ func TestNamedPipeInPolicyFolder(t *testing.T) {
 	v1 := s.Policy().Version
 	fifo := filepath.Join(dir, "q.rego")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Skip(err)
+		t.Fatal(err) // Linux, where CI runs: a skip would hide the test
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Reload(context.Background(), dir, "") }()

@@ -80,7 +80,7 @@ func TestNamedPipeInConfigFolder(t *testing.T) {
 	}
 	fifo := filepath.Join(dir, "q.yaml")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Skip(err)
+		t.Fatal(err) // Linux, where CI runs: a skip would hide the test
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Reload(dir) }()
